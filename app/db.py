@@ -1,0 +1,74 @@
+"""Engine and session plumbing.
+
+Engines and sessionmakers are built in the app lifespan / worker start-up and kept on
+`app.state`; nothing here connects at import time. The request session dependency owns the
+transaction: it commits when the route returns and rolls back on any exception, so services only
+`flush()`. Work that must happen after the commit (enqueueing jobs) is queued on the session with
+`after_commit()` and run by the dependency once the commit has succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.settings import Settings
+
+AfterCommit = Callable[[], Awaitable[Any]]
+_AFTER_COMMIT_KEY = "after_commit"
+
+
+def build_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "application_name": "warehouse-api",
+            },
+            "timeout": 5,
+        },
+    )
+
+
+def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the surrounding transaction has committed (never before)."""
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+async def commit_and_run_hooks(session: AsyncSession) -> None:
+    await session.commit()
+    hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
+    for hook in hooks:
+        await hook()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:
+        try:
+            yield session
+        except BaseException:
+            session.info.pop(_AFTER_COMMIT_KEY, None)
+            await session.rollback()
+            raise
+        else:
+            await commit_and_run_hooks(session)
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,115 @@
+"""The FastAPI application: lifespan-owned resources, routers, error handlers, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app import __version__
+from app.auth import team_from_environment_path, team_from_project_path
+from app.db import build_engine, build_sessionmaker
+from app.errors import install_error_handlers
+from app.queue import JobQueue
+from app.routers import health, internal_identity
+from app.routers.data_warehouse import all_actions, build_data_warehouse_router
+from app.settings import Settings
+
+DESCRIPTION = """
+Managed data warehouses for every organization, and the health of the pipelines that feed
+them. Compatible with the PostHog data warehouse API: every action is served under both
+`/api/environments/{environment_id}/data_warehouse/` and
+`/api/projects/{project_id}/data_warehouse/`.
+
+Authenticate with a personal API key: `Authorization: Bearer phx_...`. Errors always have the
+shape `{"type", "code", "detail", "attr"}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = build_engine(settings)
+    redis = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = build_sessionmaker(engine)
+    app.state.redis = redis
+    app.state.queue = JobQueue(redis)
+    try:
+        yield
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="warehouse-api",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    actions = all_actions()
+    app.include_router(
+        build_data_warehouse_router(
+            team_from_environment_path, operation_prefix="environments_", actions=actions
+        ),
+        prefix="/api/environments/{environment_id}/data_warehouse",
+    )
+    app.include_router(
+        build_data_warehouse_router(team_from_project_path, operation_prefix="", actions=actions),
+        prefix="/api/projects/{project_id}/data_warehouse",
+    )
+    app.include_router(internal_identity.router)
+    app.include_router(health.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _build_openapi(app: FastAPI) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {
+        "PersonalAPIKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal API key, `phx_...`.",
+        },
+        "InternalToken": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The INTERNAL_API_TOKEN for service-to-service calls.",
+        },
+    }
+    for path, item in schema.get("paths", {}).items():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            if path.startswith("/internal/"):
+                op["security"] = [{"InternalToken": []}]
+            elif path.startswith("/api/"):
+                op["security"] = [{"PersonalAPIKey": []}]
+            # FastAPI documents a 422 for every validated input; we answer those as 400.
+            op.get("responses", {}).pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    return schema

@@ -1,0 +1,27 @@
+"""ORM models. Import every model module here so Alembic and relationships see all tables."""
+
+from app.models.base import Base
+from app.models.identity import (
+    MembershipLevel,
+    Organization,
+    OrganizationMembership,
+    PersonalAPIKey,
+    Project,
+    Team,
+    User,
+)
+from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+
+__all__ = [
+    "Base",
+    "ManagedWarehouse",
+    "MembershipLevel",
+    "Organization",
+    "OrganizationMembership",
+    "PersonalAPIKey",
+    "Project",
+    "Team",
+    "User",
+    "WarehouseState",
+    "WarehouseTeamMembership",
+]

@@ -1,0 +1,43 @@
+"""What a data-warehouse action is, as data: the router factory turns each into two routes.
+
+Action modules (`app/routers/*_actions.py`) export `ACTIONS: list[Action]`; endpoints are plain
+async functions that take `ctx: Context` (the resolved team and caller) and their own inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.errors import ErrorBody
+from app.scopes import Scope
+
+HttpMethod = Literal["GET", "POST", "DELETE"]
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Invalid input",
+    401: "No API key, or an invalid one",
+    403: "The key lacks a scope or team access, or the user is not an organization admin",
+    404: "Unknown environment/project, or nothing to act on",
+    409: "The current state does not allow this, or the name is taken",
+    429: "Rate limit exceeded for this API key",
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    method: HttpMethod
+    endpoint: Callable[..., Any]
+    scopes: tuple[Scope, ...]
+    response_model: Any
+    summary: str
+    admin_verb: str | None = None
+    status_code: int = 200
+    exclude_none: bool = False
+    errors: tuple[int, ...] = field(default=())
+
+    def responses(self) -> dict[int | str, dict[str, Any]]:
+        statuses = sorted({401, 403, 404, 429, *self.errors})
+        return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}

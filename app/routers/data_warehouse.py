@@ -1,0 +1,71 @@
+"""The one data-warehouse router factory, included under both prefixes.
+
+`/api/environments/{environment_id}/data_warehouse/...` and
+`/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
+factory takes that resolver and registers every action with and without the trailing slash.
+
+No `from __future__ import annotations` here: the guard's `Depends(resolve_team)` annotation
+closes over a local and must be evaluated when the function is defined.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from app.auth import (
+    RequestContext,
+    check_key_restrictions,
+    check_org_admin,
+    check_scopes,
+)
+from app.routers import warehouse_actions
+from app.routers.actions import Action
+
+TeamResolver = Callable[..., Awaitable[RequestContext]]
+_VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
+
+
+def all_actions() -> list[Action]:
+    return [*warehouse_actions.ACTIONS]
+
+
+def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., RequestContext]:
+    def guard(
+        request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
+    ) -> RequestContext:
+        check_key_restrictions(ctx)
+        check_scopes(ctx, tuple(action.scopes))
+        check_org_admin(ctx, action.admin_verb)
+        request.state.context = ctx
+        return ctx
+
+    return guard
+
+
+def build_data_warehouse_router(
+    resolve_team: TeamResolver, *, operation_prefix: str, actions: Iterable[Action]
+) -> APIRouter:
+    router = APIRouter(tags=["data_warehouse"])
+    for action in actions:
+        operation_id = (
+            f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
+            f"_{_VERBS[action.method]}"
+        )
+        guard = Depends(_access_guard(resolve_team, action))
+        for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
+            router.add_api_route(
+                path,
+                action.endpoint,
+                methods=[action.method],
+                name=operation_id if documented else f"{operation_id}_no_slash",
+                operation_id=operation_id if documented else f"{operation_id}_no_slash",
+                include_in_schema=documented,
+                dependencies=[guard],
+                response_model=action.response_model,
+                status_code=action.status_code,
+                response_model_exclude_none=action.exclude_none,
+                responses=action.responses(),
+                summary=action.summary,
+            )
+    return router

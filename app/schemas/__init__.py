@@ -1,0 +1,1 @@
+"""pydantic request and response bodies (kept apart from the ORM models)."""

