@@ -1,0 +1,1 @@
+"""The warehouse cluster side: backends that create and drop real resources."""
