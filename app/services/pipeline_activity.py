@@ -1,0 +1,174 @@
+"""Running and completed pipeline activity: import jobs and model jobs, newest first.
+
+One statement per page. Each job table contributes at most `offset + limit + 1` rows read in
+index order (`(team_id, created_at DESC, id DESC)`, or a partial index for running/failed), the
+union is cut to the page, and only the page's rows are joined to their names. Jobs of deleted
+sources, synced tables or views are left out (deleted records vanish from public answers).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.schemas.pipelines import ActivityPage, ActivityRow
+
+MAX_LIMIT = 50
+MODEL_TYPE = "Materialized view"
+
+
+class ActivityKind(enum.StrEnum):
+    ALL = "all"
+    IMPORT = "import"
+    MODEL = "model"
+
+
+class Outcome(enum.StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class ActivityQuery:
+    limit: int
+    offset: int
+    cutoff_days: int
+    kind: ActivityKind
+    running: bool
+    outcome: Outcome = Outcome.COMPLETED
+
+    def query_string(self, offset: int) -> str:
+        qs = f"?limit={self.limit}&offset={offset}&cutoff_days={self.cutoff_days}"
+        if self.kind is not ActivityKind.ALL:
+            qs += f"&kind={self.kind.value}"
+        if not self.running and self.outcome is not Outcome.COMPLETED:
+            qs += f"&outcome={self.outcome.value}"
+        return qs
+
+
+# Status filters per (table, page type). Literals only: never user input.
+_IMPORT_FILTER = {
+    None: "status = 'Running'",
+    Outcome.COMPLETED: "status = 'Completed'",
+    Outcome.FAILED: "status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow')",
+    Outcome.ALL: "status <> 'Running'",
+}
+_MODEL_FILTER = {
+    None: "status = 'Running'",
+    Outcome.COMPLETED: "status = 'Completed'",
+    Outcome.FAILED: "status = 'Failed'",
+    Outcome.ALL: "status <> 'Running'",
+}
+
+_IMPORTS = """
+    SELECT * FROM (
+        SELECT 'import' AS kind, j.id, j.created_at, j.status, j.rows_synced AS rows,
+               j.finished_at, j.latest_error, j.workflow_run_id, j.schema_id AS parent_id,
+               j.source_id
+        FROM external_data_jobs j
+        WHERE j.team_id = :team_id AND j.created_at >= :since AND j.{status_filter}
+          AND j.schema_id NOT IN (
+              SELECT s.id FROM external_data_schemas s
+              JOIN external_data_sources src ON src.id = s.source_id
+              WHERE s.team_id = :team_id AND (s.deleted OR src.deleted))
+        ORDER BY j.created_at DESC, j.id DESC
+        LIMIT :window
+    ) imports
+"""
+
+_MODELS = """
+    SELECT * FROM (
+        SELECT 'model' AS kind, m.id, m.created_at, m.status, m.rows_materialized AS rows,
+               m.last_run_at AS finished_at, m.error AS latest_error, m.workflow_run_id,
+               m.saved_query_id AS parent_id, NULL::uuid AS source_id
+        FROM modeling_jobs m
+        WHERE m.team_id = :team_id AND m.created_at >= :since AND m.{status_filter}
+          AND m.saved_query_id NOT IN (
+              SELECT q.id FROM saved_queries q WHERE q.team_id = :team_id AND q.deleted)
+        ORDER BY m.created_at DESC, m.id DESC
+        LIMIT :window
+    ) models
+"""
+
+_PAGE = """
+    WITH page AS (
+        SELECT * FROM ({branches}) u
+        ORDER BY created_at DESC, id DESC
+        LIMIT :page_size OFFSET :offset
+    )
+    SELECT page.*, s.name AS schema_name, src.source_type, q.name AS view_name, q.origin
+    FROM page
+    LEFT JOIN external_data_schemas s ON page.kind = 'import' AND s.id = page.parent_id
+    LEFT JOIN external_data_sources src ON page.kind = 'import' AND src.id = page.source_id
+    LEFT JOIN saved_queries q ON page.kind = 'model' AND q.id = page.parent_id
+    ORDER BY page.created_at DESC, page.id DESC
+"""
+
+
+def activity_sql(query: ActivityQuery) -> str:
+    key = None if query.running else query.outcome
+    branches = []
+    if query.kind in (ActivityKind.ALL, ActivityKind.IMPORT):
+        branches.append(_IMPORTS.format(status_filter=_IMPORT_FILTER[key]))
+    if query.kind in (ActivityKind.ALL, ActivityKind.MODEL):
+        branches.append(_MODELS.format(status_filter=_MODEL_FILTER[key]))
+    return _PAGE.format(branches=" UNION ALL ".join(branches))
+
+
+def activity_params(team_id: int, query: ActivityQuery, now: datetime) -> dict[str, Any]:
+    return {
+        "team_id": team_id,
+        "since": now - timedelta(days=query.cutoff_days),
+        "window": query.offset + query.limit + 1,
+        "page_size": query.limit + 1,
+        "offset": query.offset,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _row(r: Any) -> ActivityRow:
+    is_import = r.kind == "import"
+    return ActivityRow(
+        id=str(r.id),
+        type=(r.source_type or "") if is_import else MODEL_TYPE,
+        name=r.schema_name if is_import else r.view_name,
+        status=r.status,
+        rows=r.rows,
+        created_at=r.created_at.isoformat(),
+        finished_at=_iso(r.finished_at),
+        latest_error=r.latest_error,
+        workflow_run_id=r.workflow_run_id,
+        origin=None if is_import else r.origin,
+        source_id=str(r.source_id) if is_import else None,
+    )
+
+
+class ActivityService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(self, team_id: int, query: ActivityQuery) -> ActivityPage:
+        now = datetime.now(UTC)
+        rows = (
+            await self.session.execute(
+                text(activity_sql(query)), activity_params(team_id, query, now)
+            )
+        ).all()
+        has_next = len(rows) > query.limit
+        results = [_row(r) for r in rows[: query.limit]]
+        return ActivityPage(
+            results=results,
+            next=query.query_string(query.offset + query.limit) if has_next else None,
+            previous=(
+                query.query_string(max(0, query.offset - query.limit)) if query.offset else None
+            ),
+        )
