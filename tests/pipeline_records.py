@@ -36,7 +36,9 @@ class Pipelines:
         data: dict[str, Any] = r.json()
         return data
 
-    async def source(self, source_type: str = "Stripe", status: str = "Completed", **kw: Any) -> str:
+    async def source(
+        self, source_type: str = "Stripe", status: str = "Completed", **kw: Any
+    ) -> str:
         sid = kw.pop("id", None) or str(uuid.uuid4())
         await self.put(
             f"{self.base}/sources/{sid}", {"source_type": source_type, "status": status, **kw}
@@ -77,7 +79,9 @@ class Pipelines:
         await self.put(f"{self.base}/import_jobs/{jid}", body)
         return jid
 
-    async def saved_query(self, name: str = "revenue", is_materialized: bool = True, **kw: Any) -> str:
+    async def saved_query(
+        self, name: str = "revenue", is_materialized: bool = True, **kw: Any
+    ) -> str:
         qid = kw.pop("id", None) or str(uuid.uuid4())
         body = {"name": name, "is_materialized": is_materialized, **kw}
         await self.put(f"{self.base}/saved_queries/{qid}", body)

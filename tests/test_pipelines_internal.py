@@ -141,7 +141,9 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
     )
     assert (r.status_code, r.json()["attr"]) == (400, "period_end")
     r = await client.put(
-        f"{p.base}/backfill_partitions/groups/p1", json={"state": "running"}, headers=INTERNAL_HEADERS
+        f"{p.base}/backfill_partitions/groups/p1",
+        json={"state": "running"},
+        headers=INTERNAL_HEADERS,
     )
     assert (r.status_code, r.json()["attr"]) == (400, "dataset")
     r = await client.put(f"{p.base}/sources/not-a-uuid", json={}, headers=INTERNAL_HEADERS)
@@ -190,7 +192,10 @@ async def test_unknown_parents_are_404(client, tenant: Tenant, other_tenant: Ten
                 "created_at": ts,
             },
         ),
-        (f"{p.base}/batch_exports/{foreign_export}/runs/{uuid.uuid4()}", {"status": "Failed", "created_at": ts}),
+        (
+            f"{p.base}/batch_exports/{foreign_export}/runs/{uuid.uuid4()}",
+            {"status": "Failed", "created_at": ts},
+        ),
         (
             f"/internal/organizations/{uuid.uuid4()}/billing",
             {

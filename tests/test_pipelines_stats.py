@@ -60,9 +60,10 @@ async def test_counts_billing_statuses_as_failures_once(client, tenant: Tenant):
     assert list(body["breakdown"])[-1] == today
     assert body["breakdown"][today] == {"successful": 3, "failed": 4}
     assert sum(b["failed"] for b in body["breakdown"].values()) == 4
-    assert body["cutoff_time"] == datetime.combine(
-        t.date() - timedelta(days=6), time(0), tzinfo=UTC
-    ).isoformat()
+    assert (
+        body["cutoff_time"]
+        == datetime.combine(t.date() - timedelta(days=6), time(0), tzinfo=UTC).isoformat()
+    )
 
 
 async def test_daily_buckets_follow_the_environment_zone_across_midnight(client):

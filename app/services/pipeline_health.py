@@ -106,7 +106,7 @@ class PipelineHealthService:
             )
         )
         issues = []
-        for schema, source_type in rows.tuples():
+        for schema, source_type in rows:
             issues.append(
                 HealthIssue(
                     id=str(schema.id),
