@@ -141,10 +141,13 @@ async def test_total_rows_stats_with_billing_record(client, tenant: Tenant):
     stripe = await p.source("Stripe")
     hubspot = await p.source("Hubspot")
     t_stripe, t_hub = await p.table(stripe), await p.table(hubspot)
-    start = now() - timedelta(days=10)
-    end = now() + timedelta(days=20)
+    # Off the 15-minute marks, so the period's edges are read from the jobs, the rest from rollups.
+    mark = datetime.fromtimestamp(now().timestamp() // 900 * 900, UTC)
+    start = mark - timedelta(days=10) + timedelta(minutes=7)
+    end = mark + timedelta(days=20, minutes=7)
     await _billing(client, tenant, start, end, tracked=100)
-    await p.import_job(t_stripe, rows=60, created_at=start + timedelta(days=1))
+    await p.import_job(t_stripe, rows=20, created_at=start + timedelta(seconds=1))  # edge
+    await p.import_job(t_stripe, rows=40, created_at=start + timedelta(days=1))
     await p.import_job(t_stripe, rows=40, created_at=now() - timedelta(hours=1))
     await p.import_job(t_hub, rows=50, created_at=now())
     await p.import_job(t_hub, rows=999, billable=False)
@@ -197,3 +200,73 @@ async def test_total_rows_stats_without_billing_uses_calendar_month(client, tena
         25,
         25,
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "inner"),
+    [
+        ("2026-11-01T00:07:00+00:00", "2026-11-01T01:07:00+00:00", ("00:15", "01:00")),
+        ("2026-11-01T00:00:00+00:00", "2026-11-01T00:30:00+00:00", ("00:00", "00:30")),
+        ("2026-11-01T00:01:00+00:00", "2026-11-01T00:14:00+00:00", ("00:14", "00:14")),
+    ],
+)
+def test_rollup_bounds(start, end, inner):
+    from app.services.pipeline_stats import rollup_bounds
+
+    got = rollup_bounds(datetime.fromisoformat(start), datetime.fromisoformat(end))
+    assert tuple(t.strftime("%H:%M") for t in got) == inner
+
+
+async def test_rollups_follow_every_change_of_a_job(app, client, tenant: Tenant):
+    """Status changes, billable flips, moves between buckets: stats stay exact."""
+    from sqlalchemy import text
+
+    p = Pipelines(client, tenant.env_id)
+    tid = await p.table(await p.source())
+    qid = await p.saved_query()
+    t = now() - timedelta(minutes=1)
+    job = await p.import_job(tid, status="Running", rows=0, created_at=t)
+    model = await p.modeling_job(qid, status="Running", created_at=t)
+    stats = await _stats(client, tenant)
+    assert stats["external_data_jobs"] == {"total": 1, "running": 1, "successful": 0, "failed": 0}
+
+    await p.import_job(tid, id=job, status="Completed", rows=500, created_at=t)
+    await p.import_job(tid, id=job, status="Completed", rows=500, created_at=t)  # repeat
+    await p.modeling_job(qid, id=model, status="Failed", created_at=t - timedelta(days=2))
+    stats = await _stats(client, tenant)
+    assert stats["external_data_jobs"] == {"total": 1, "running": 0, "successful": 1, "failed": 0}
+    assert stats["modeling_jobs"] == {"total": 1, "running": 0, "successful": 0, "failed": 1}
+    day = (t - timedelta(days=2)).date().isoformat()
+    assert stats["breakdown"][day] == {"successful": 0, "failed": 1}
+
+    await p.import_job(tid, id=job, status="Failed", rows=500, created_at=t, billable=False)
+    stats = await _stats(client, tenant)
+    assert stats["external_data_jobs"]["total"] == 0
+
+    # Whatever happened, the rollups equal a fresh count of the jobs.
+    async with app.state.sessionmaker() as s:
+        rolled = (
+            await s.execute(
+                text(
+                    "SELECT kind, sum(jobs), sum(successful), sum(failed), sum(rows)"
+                    " FROM pipeline_job_rollups WHERE team_id = :t GROUP BY kind ORDER BY kind"
+                ),
+                {"t": tenant.env_id},
+            )
+        ).all()
+        raw = (
+            await s.execute(
+                text(
+                    "SELECT 'import', count(*), count(*) FILTER (WHERE status = 'Completed'),"
+                    " count(*) FILTER (WHERE status <> 'Completed' AND status <> 'Running'),"
+                    " coalesce(sum(rows_synced), 0) FROM external_data_jobs"
+                    " WHERE team_id = :t AND billable"
+                    " UNION ALL SELECT 'model', count(*),"
+                    " count(*) FILTER (WHERE status = 'Completed'),"
+                    " count(*) FILTER (WHERE status = 'Failed'), sum(rows_materialized)"
+                    " FROM modeling_jobs WHERE team_id = :t"
+                ),
+                {"t": tenant.env_id},
+            )
+        ).all()
+    assert [tuple(r) for r in rolled] == [tuple(r) for r in raw]

@@ -21,6 +21,7 @@ from app.models.pipelines import (
     ExternalDataSource,
     ModelingJob,
     PipelineFunction,
+    PipelineJobRollup,
     SavedQuery,
 )
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
@@ -42,6 +43,7 @@ __all__ = [
     "OrganizationMembership",
     "PersonalAPIKey",
     "PipelineFunction",
+    "PipelineJobRollup",
     "Project",
     "SavedQuery",
     "Team",

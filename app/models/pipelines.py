@@ -341,3 +341,31 @@ class BackfillPartition(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     total_partitions: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = _updated_at()
+
+
+NIL_UUID = uuid.UUID(int=0)
+ROLLUP_SECONDS = 900
+
+
+class PipelineJobRollup(Base):
+    """Job counts per environment, 15-minute UTC bucket, kind and source (nil for models).
+
+    Kept by row triggers on `external_data_jobs` (billable jobs only) and `modeling_jobs`
+    (migration 0003), so every writer keeps it exact. Every current time zone's hour and day
+    boundaries fall on 15-minute UTC marks, so job_stats and billing-period sums read a few
+    thousand of these rows instead of every job; unaligned edges are read from the job tables.
+    """
+
+    __tablename__ = "pipeline_job_rollups"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    running: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    successful: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    rows: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

@@ -1,7 +1,10 @@
 """Job statistics (`job_stats`) and billing-period row usage (`total_rows_stats`).
 
-Both are single indexed aggregates: bucketing happens in SQL, in the environment's time zone,
-over index-only scans of `(team_id, created_at) INCLUDE (status, rows...)`.
+Both are single indexed aggregates with the bucketing done in SQL, in the environment's time
+zone. They read `pipeline_job_rollups` (15-minute UTC buckets kept exact by triggers), so a
+30-day window of a busy environment sums a few thousand rollup rows instead of every job.
+Windows or billing periods that do not fall on 15-minute marks read their ragged edges (or,
+for job_stats, the whole window) from the job tables' covering indexes.
 """
 
 from __future__ import annotations
@@ -15,14 +18,29 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BillingRecord, Team
+from app.models.pipelines import ROLLUP_SECONDS
 from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
 ALLOWED_DAYS = (1, 7, 30)
 
-_HOUR_BUCKET = "floor(extract(epoch FROM (created_at - CAST(:start AS timestamptz))) / 3600)::int"
-_DAY_BUCKET = "((created_at AT TIME ZONE CAST(:tz AS text))::date - CAST(:first_day AS date))"
 
-_STATS = """
+def _bucket_sql(column: str, hourly: bool) -> str:
+    if hourly:
+        return f"floor(extract(epoch FROM ({column} - CAST(:start AS timestamptz))) / 3600)::int"
+    return f"(({column} AT TIME ZONE CAST(:tz AS text))::date - CAST(:first_day AS date))"
+
+
+# From the 15-minute rollups (the usual path: every current zone's hours and days align).
+_STATS_ROLLUP = """
+    SELECT kind, {bucket} AS bucket, sum(jobs)::bigint AS total, sum(running)::bigint AS running,
+           sum(successful)::bigint AS successful, sum(failed)::bigint AS failed
+    FROM pipeline_job_rollups
+    WHERE team_id = :team_id AND bucket_start >= :start AND bucket_start < :end
+    GROUP BY 1, 2
+"""
+
+# From the job tables, for a window that does not fall on 15-minute marks.
+_STATS_RAW = """
     SELECT 'import' AS kind, {bucket} AS bucket,
            count(*) AS total,
            count(*) FILTER (WHERE status = 'Running') AS running,
@@ -43,26 +61,62 @@ _STATS = """
     GROUP BY 2
 """
 
+# Billing-period sums: whole 15-minute buckets from the rollups, the ragged edges
+# [start, inner_start) and [inner_end, end) from the jobs themselves.
 _ORG_BILLABLE_ROWS = """
-    SELECT coalesce(sum(rows_synced), 0)
-    FROM external_data_jobs
-    WHERE team_id IN (SELECT id FROM teams WHERE organization_id = :org_id)
-      AND billable AND created_at >= :start AND created_at < :end
+    SELECT coalesce(sum(rows), 0)::bigint FROM (
+        SELECT sum(rows) AS rows FROM pipeline_job_rollups
+        WHERE team_id IN (SELECT id FROM teams WHERE organization_id = :org_id)
+          AND kind = 'import' AND bucket_start >= :inner_start AND bucket_start < :inner_end
+        UNION ALL
+        SELECT sum(rows_synced) FROM external_data_jobs
+        WHERE team_id IN (SELECT id FROM teams WHERE organization_id = :org_id)
+          AND billable AND ((created_at >= :start AND created_at < :inner_start)
+               OR (created_at >= :inner_end AND created_at < :end))
+    ) parts
 """
 
 _ROWS_BY_SOURCE = """
-    SELECT j.source_id, sum(j.rows_synced) AS rows
-    FROM external_data_jobs j
-    JOIN external_data_sources src ON src.id = j.source_id AND NOT src.deleted
-    WHERE j.team_id = :team_id AND j.billable AND j.created_at >= :start AND j.created_at < :end
-    GROUP BY j.source_id
+    SELECT parts.source_id, sum(parts.rows)::bigint AS rows FROM (
+        SELECT source_id, rows FROM pipeline_job_rollups
+        WHERE team_id = :team_id AND kind = 'import'
+          AND bucket_start >= :inner_start AND bucket_start < :inner_end
+        UNION ALL
+        SELECT source_id, rows_synced FROM external_data_jobs
+        WHERE team_id = :team_id AND billable
+          AND ((created_at >= :start AND created_at < :inner_start)
+               OR (created_at >= :inner_end AND created_at < :end))
+    ) parts
+    JOIN external_data_sources src ON src.id = parts.source_id AND NOT src.deleted
+    GROUP BY parts.source_id
+    HAVING sum(parts.rows) <> 0
 """
 
 _MATERIALIZED_ROWS = """
-    SELECT coalesce(sum(rows_materialized), 0)
-    FROM modeling_jobs
-    WHERE team_id = :team_id AND created_at >= :start AND created_at < :end
+    SELECT coalesce(sum(rows), 0)::bigint FROM (
+        SELECT sum(rows) AS rows FROM pipeline_job_rollups
+        WHERE team_id = :team_id AND kind = 'model'
+          AND bucket_start >= :inner_start AND bucket_start < :inner_end
+        UNION ALL
+        SELECT sum(rows_materialized) FROM modeling_jobs
+        WHERE team_id = :team_id AND ((created_at >= :start AND created_at < :inner_start)
+               OR (created_at >= :inner_end AND created_at < :end))
+    ) parts
 """
+
+
+def _aligned(ts: datetime) -> bool:
+    return ts.timestamp() % ROLLUP_SECONDS == 0
+
+
+def rollup_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The 15-minute-aligned interior of [start, end); empty (end, end) when there is none."""
+    epoch_start, epoch_end = start.timestamp(), end.timestamp()
+    inner_start = -(-epoch_start // ROLLUP_SECONDS) * ROLLUP_SECONDS
+    inner_end = epoch_end // ROLLUP_SECONDS * ROLLUP_SECONDS
+    if inner_start >= inner_end:
+        return end, end
+    return datetime.fromtimestamp(inner_start, UTC), datetime.fromtimestamp(inner_end, UTC)
 
 
 def team_zone(team: Team) -> tzinfo:
@@ -116,7 +170,10 @@ class PipelineStatsService:
     async def job_stats(self, team: Team, days: int) -> JobStats:
         zone = team_zone(team)
         window = stats_window(days, zone, datetime.now(UTC))
-        sql = _STATS.format(bucket=_HOUR_BUCKET if window.hourly else _DAY_BUCKET)
+        if _aligned(window.start) and _aligned(window.end):
+            sql = _STATS_ROLLUP.format(bucket=_bucket_sql("bucket_start", window.hourly))
+        else:
+            sql = _STATS_RAW.format(bucket=_bucket_sql("created_at", window.hourly))
         params: dict[str, object] = {"team_id": team.id, "start": window.start, "end": window.end}
         if not window.hourly:
             params |= {"tz": _zone_name(zone), "first_day": window.first_day}
@@ -156,7 +213,8 @@ class PipelineStatsService:
         else:
             start, end = _month_bounds(datetime.now(UTC))
             interval, tracked = "month", 0
-        period = {"start": start, "end": end}
+        inner_start, inner_end = rollup_bounds(start, end)
+        period = {"start": start, "end": end, "inner_start": inner_start, "inner_end": inner_end}
         synced = int(
             await self.session.scalar(
                 text(_ORG_BILLABLE_ROWS), {"org_id": organization_id, **period}

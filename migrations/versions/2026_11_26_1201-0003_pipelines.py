@@ -16,6 +16,112 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Row triggers keep pipeline_job_rollups exact for every writer (see PipelineJobRollup).
+# OLD's contribution is removed and NEW's added; when both land in different buckets, the lower
+# bucket is touched first so two transactions never lock the same two rows in opposite order.
+ROLLUP_TRIGGERS = [
+    """
+    CREATE FUNCTION pipeline_job_rollup_bucket(ts timestamptz) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE AS $$ SELECT to_timestamp(floor(extract(epoch FROM ts) / 900) * 900) $$
+    """,
+    """
+    CREATE FUNCTION pipeline_job_rollup_apply(
+        p_team bigint, p_bucket timestamptz, p_kind text, p_source uuid, p_sign int,
+        p_running boolean, p_successful boolean, p_failed boolean, p_rows bigint
+    ) RETURNS void LANGUAGE sql AS $$
+        INSERT INTO pipeline_job_rollups AS r
+            (team_id, bucket_start, kind, source_id, jobs, running, successful, failed, rows)
+        VALUES (p_team, p_bucket, p_kind, p_source, p_sign, p_sign * p_running::int,
+                p_sign * p_successful::int, p_sign * p_failed::int, p_sign * p_rows)
+        ON CONFLICT (team_id, bucket_start, kind, source_id) DO UPDATE SET
+            jobs = r.jobs + EXCLUDED.jobs,
+            running = r.running + EXCLUDED.running,
+            successful = r.successful + EXCLUDED.successful,
+            failed = r.failed + EXCLUDED.failed,
+            rows = r.rows + EXCLUDED.rows
+    $$
+    """,
+    """
+    CREATE FUNCTION external_data_jobs_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        has_old boolean := TG_OP <> 'INSERT' AND OLD.billable;
+        has_new boolean := TG_OP <> 'DELETE' AND NEW.billable;
+        old_first boolean := true;
+    BEGIN
+        IF has_old AND has_new THEN
+            old_first := OLD.created_at <= NEW.created_at;
+        END IF;
+        IF has_new AND NOT old_first THEN
+            PERFORM pipeline_job_rollup_apply(
+                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'import', NEW.source_id,
+                1, NEW.status = 'Running', NEW.status = 'Completed',
+                NEW.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
+                NEW.rows_synced);
+        END IF;
+        IF has_old THEN
+            PERFORM pipeline_job_rollup_apply(
+                OLD.team_id, pipeline_job_rollup_bucket(OLD.created_at), 'import', OLD.source_id,
+                -1, OLD.status = 'Running', OLD.status = 'Completed',
+                OLD.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
+                OLD.rows_synced);
+        END IF;
+        IF has_new AND old_first THEN
+            PERFORM pipeline_job_rollup_apply(
+                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'import', NEW.source_id,
+                1, NEW.status = 'Running', NEW.status = 'Completed',
+                NEW.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
+                NEW.rows_synced);
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE FUNCTION modeling_jobs_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        nil uuid := '00000000-0000-0000-0000-000000000000';
+        old_first boolean := TG_OP <> 'UPDATE' OR OLD.created_at <= NEW.created_at;
+    BEGIN
+        IF TG_OP <> 'DELETE' AND NOT old_first THEN
+            PERFORM pipeline_job_rollup_apply(
+                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'model', nil, 1,
+                NEW.status = 'Running', NEW.status = 'Completed', NEW.status = 'Failed',
+                NEW.rows_materialized);
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM pipeline_job_rollup_apply(
+                OLD.team_id, pipeline_job_rollup_bucket(OLD.created_at), 'model', nil, -1,
+                OLD.status = 'Running', OLD.status = 'Completed', OLD.status = 'Failed',
+                OLD.rows_materialized);
+        END IF;
+        IF TG_OP <> 'DELETE' AND old_first THEN
+            PERFORM pipeline_job_rollup_apply(
+                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'model', nil, 1,
+                NEW.status = 'Running', NEW.status = 'Completed', NEW.status = 'Failed',
+                NEW.rows_materialized);
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER external_data_jobs_rollup AFTER INSERT OR UPDATE OR DELETE
+    ON external_data_jobs FOR EACH ROW EXECUTE FUNCTION external_data_jobs_rollup()
+    """,
+    """
+    CREATE TRIGGER modeling_jobs_rollup AFTER INSERT OR UPDATE OR DELETE
+    ON modeling_jobs FOR EACH ROW EXECUTE FUNCTION modeling_jobs_rollup()
+    """,
+]
+DROP_ROLLUP_TRIGGERS = [
+    "DROP TRIGGER IF EXISTS modeling_jobs_rollup ON modeling_jobs",
+    "DROP TRIGGER IF EXISTS external_data_jobs_rollup ON external_data_jobs",
+    "DROP FUNCTION IF EXISTS modeling_jobs_rollup()",
+    "DROP FUNCTION IF EXISTS external_data_jobs_rollup()",
+    "DROP FUNCTION IF EXISTS pipeline_job_rollup_apply"
+    "(bigint, timestamptz, text, uuid, int, boolean, boolean, boolean, bigint)",
+    "DROP FUNCTION IF EXISTS pipeline_job_rollup_bucket(timestamptz)",
+]
+
+
 def upgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.create_table(
@@ -399,9 +505,35 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'Running'"),
     )
     # ### end Alembic commands ###
+    op.create_table(
+        "pipeline_job_rollups",
+        sa.Column("team_id", sa.BigInteger(), nullable=False),
+        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("source_id", sa.UUID(), nullable=False),
+        sa.Column("jobs", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("running", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("successful", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("failed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("rows", sa.BigInteger(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_pipeline_job_rollups_team_id_teams"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "team_id", "bucket_start", "kind", "source_id", name=op.f("pk_pipeline_job_rollups")
+        ),
+    )
+    for statement in ROLLUP_TRIGGERS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
+    for statement in DROP_ROLLUP_TRIGGERS:
+        op.execute(statement)
+    op.drop_table("pipeline_job_rollups")
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index(
         "ix_external_data_jobs_team_created_running",
