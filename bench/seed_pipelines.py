@@ -145,19 +145,24 @@ FROM (
 # The row triggers would upsert a rollup per job; for a bulk seed they are switched off for this
 # session and the rollups are built in one pass, exactly as the triggers would have.
 ROLLUPS = """
-INSERT INTO pipeline_job_rollups
-    (team_id, bucket_start, kind, source_id, jobs, running, successful, failed, rows)
-SELECT team_id, pipeline_job_rollup_bucket(created_at), 'import', source_id, count(*),
-       count(*) FILTER (WHERE status = 'Running'), count(*) FILTER (WHERE status = 'Completed'),
-       count(*) FILTER (WHERE status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow')),
-       sum(rows_synced)
+INSERT INTO pipeline_job_rollups (team_id, bucket_start, kind, jobs, running, successful, failed)
+SELECT team_id, to_timestamp(floor(extract(epoch FROM created_at) / 900) * 900), 'import',
+       count(*), count(*) FILTER (WHERE status = 'Running'),
+       count(*) FILTER (WHERE status = 'Completed'),
+       count(*) FILTER (WHERE status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'))
+FROM external_data_jobs WHERE billable GROUP BY 1, 2;
+INSERT INTO pipeline_job_rollups (team_id, bucket_start, kind, jobs, running, successful, failed)
+SELECT team_id, to_timestamp(floor(extract(epoch FROM created_at) / 900) * 900), 'model',
+       count(*), count(*) FILTER (WHERE status = 'Running'),
+       count(*) FILTER (WHERE status = 'Completed'), count(*) FILTER (WHERE status = 'Failed')
+FROM modeling_jobs GROUP BY 1, 2;
+INSERT INTO pipeline_daily_rows (team_id, day_start, kind, source_id, rows)
+SELECT team_id, to_timestamp(floor(extract(epoch FROM created_at) / 86400) * 86400), 'import',
+       source_id, sum(rows_synced)
 FROM external_data_jobs WHERE billable GROUP BY 1, 2, 4;
-INSERT INTO pipeline_job_rollups
-    (team_id, bucket_start, kind, source_id, jobs, running, successful, failed, rows)
-SELECT team_id, pipeline_job_rollup_bucket(created_at), 'model',
-       '00000000-0000-0000-0000-000000000000', count(*),
-       count(*) FILTER (WHERE status = 'Running'), count(*) FILTER (WHERE status = 'Completed'),
-       count(*) FILTER (WHERE status = 'Failed'), sum(rows_materialized)
+INSERT INTO pipeline_daily_rows (team_id, day_start, kind, source_id, rows)
+SELECT team_id, to_timestamp(floor(extract(epoch FROM created_at) / 86400) * 86400), 'model',
+       '00000000-0000-0000-0000-000000000000', sum(rows_materialized)
 FROM modeling_jobs GROUP BY 1, 2;
 """
 
@@ -207,7 +212,8 @@ async def seed(db: str, scale: float) -> None:
             " (SELECT count(*) FROM modeling_jobs) AS models,"
             " (SELECT count(*) FROM modeling_jobs WHERE team_id = 1) AS big_models,"
             " (SELECT count(*) FROM pipeline_job_rollups) AS rollup_rows,"
-            " (SELECT count(*) FROM pipeline_job_rollups WHERE team_id = 1) AS big_rollup_rows"
+            " (SELECT count(*) FROM pipeline_job_rollups WHERE team_id = 1) AS big_rollup_rows,"
+            " (SELECT count(*) FROM pipeline_daily_rows) AS daily_rows"
         )
         print(f"seeded {db}: {dict(counts)}")
     finally:

@@ -248,8 +248,13 @@ async def test_rollups_follow_every_change_of_a_job(app, client, tenant: Tenant)
         rolled = (
             await s.execute(
                 text(
-                    "SELECT kind, sum(jobs), sum(successful), sum(failed), sum(rows)"
-                    " FROM pipeline_job_rollups WHERE team_id = :t GROUP BY kind ORDER BY kind"
+                    "SELECT r.kind, r.jobs, r.successful, r.failed, d.rows FROM"
+                    " (SELECT kind, sum(jobs) AS jobs, sum(successful) AS successful,"
+                    "  sum(failed) AS failed FROM pipeline_job_rollups WHERE team_id = :t"
+                    "  GROUP BY kind) r"
+                    " JOIN (SELECT kind, sum(rows) AS rows FROM pipeline_daily_rows"
+                    "  WHERE team_id = :t GROUP BY kind) d ON d.kind = r.kind"
+                    " ORDER BY r.kind"
                 ),
                 {"t": tenant.env_id},
             )

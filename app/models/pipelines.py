@@ -345,15 +345,16 @@ class BackfillPartition(Base):
 
 NIL_UUID = uuid.UUID(int=0)
 ROLLUP_SECONDS = 900
+DAY_SECONDS = 86_400
 
 
 class PipelineJobRollup(Base):
-    """Job counts per environment, 15-minute UTC bucket, kind and source (nil for models).
+    """Job counts per environment, 15-minute UTC bucket and kind (`import` billable only).
 
-    Kept by row triggers on `external_data_jobs` (billable jobs only) and `modeling_jobs`
-    (migration 0003), so every writer keeps it exact. Every current time zone's hour and day
-    boundaries fall on 15-minute UTC marks, so job_stats and billing-period sums read a few
-    thousand of these rows instead of every job; unaligned edges are read from the job tables.
+    Kept by row triggers on `external_data_jobs` and `modeling_jobs` (migration 0003), so
+    every writer keeps it exact. Every current time zone's hour and day boundaries fall on
+    15-minute UTC marks, so job_stats sums at most 96 rows per day and kind instead of every
+    job; a window off those marks is read from the job tables instead.
     """
 
     __tablename__ = "pipeline_job_rollups"
@@ -363,9 +364,23 @@ class PipelineJobRollup(Base):
     )
     bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    source_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     jobs: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     running: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     successful: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class PipelineDailyRows(Base):
+    """Rows synced (billable imports, per source) or materialized (models, nil source) per
+    environment and UTC day, kept by the same triggers; total_rows_stats sums these for the
+    whole days of a billing period and reads the partial days at its edges from the jobs."""
+
+    __tablename__ = "pipeline_daily_rows"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    day_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     rows: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

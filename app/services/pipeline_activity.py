@@ -104,9 +104,19 @@ _PAGE = """
     )
     SELECT page.*, s.name AS schema_name, src.source_type, q.name AS view_name, q.origin
     FROM page
-    LEFT JOIN external_data_schemas s ON page.kind = 'import' AND s.id = page.parent_id
-    LEFT JOIN external_data_sources src ON page.kind = 'import' AND src.id = page.source_id
-    LEFT JOIN saved_queries q ON page.kind = 'model' AND q.id = page.parent_id
+    -- LIMIT 1 keeps each lookup a per-row primary-key probe for the page's rows only.
+    LEFT JOIN LATERAL (
+        SELECT name FROM external_data_schemas
+        WHERE page.kind = 'import' AND id = page.parent_id LIMIT 1
+    ) s ON true
+    LEFT JOIN LATERAL (
+        SELECT source_type FROM external_data_sources
+        WHERE page.kind = 'import' AND id = page.source_id LIMIT 1
+    ) src ON true
+    LEFT JOIN LATERAL (
+        SELECT name, origin FROM saved_queries
+        WHERE page.kind = 'model' AND id = page.parent_id LIMIT 1
+    ) q ON true
     ORDER BY page.created_at DESC, page.id DESC
 """
 

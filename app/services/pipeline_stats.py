@@ -1,10 +1,11 @@
 """Job statistics (`job_stats`) and billing-period row usage (`total_rows_stats`).
 
 Both are single indexed aggregates with the bucketing done in SQL, in the environment's time
-zone. They read `pipeline_job_rollups` (15-minute UTC buckets kept exact by triggers), so a
-30-day window of a busy environment sums a few thousand rollup rows instead of every job.
-Windows or billing periods that do not fall on 15-minute marks read their ragged edges (or,
-for job_stats, the whole window) from the job tables' covering indexes.
+zone. They read rollups kept exact by triggers: `pipeline_job_rollups` (15-minute UTC buckets)
+for job_stats, `pipeline_daily_rows` (UTC days, per source) for billing-period rows, so a busy
+environment's 30 days cost a few thousand rollup rows instead of every job. A billing period's
+partial days, and a job_stats window off the 15-minute marks, are read from the job tables'
+covering indexes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import BillingRecord, Team
-from app.models.pipelines import ROLLUP_SECONDS
+from app.models.pipelines import DAY_SECONDS, ROLLUP_SECONDS
 from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
 ALLOWED_DAYS = (1, 7, 30)
@@ -61,31 +62,38 @@ _STATS_RAW = """
     GROUP BY 2
 """
 
-# Billing-period sums: whole 15-minute buckets from the rollups, the ragged edges
-# [start, inner_start) and [inner_end, end) from the jobs themselves.
+# Billing-period sums: whole UTC days from pipeline_daily_rows, the partial days at the edges,
+# [start, inner_start) and [inner_end, end), from the jobs' covering indexes.
 _ORG_BILLABLE_ROWS = """
+    WITH org_teams AS (SELECT id FROM teams WHERE organization_id = :org_id)
     SELECT coalesce(sum(rows), 0)::bigint FROM (
-        SELECT sum(rows) AS rows FROM pipeline_job_rollups
-        WHERE team_id IN (SELECT id FROM teams WHERE organization_id = :org_id)
-          AND kind = 'import' AND bucket_start >= :inner_start AND bucket_start < :inner_end
+        SELECT rows FROM pipeline_daily_rows
+        WHERE team_id IN (SELECT id FROM org_teams) AND kind = 'import'
+          AND day_start >= :inner_start AND day_start < :inner_end
         UNION ALL
-        SELECT sum(rows_synced) FROM external_data_jobs
-        WHERE team_id IN (SELECT id FROM teams WHERE organization_id = :org_id)
-          AND billable AND ((created_at >= :start AND created_at < :inner_start)
-               OR (created_at >= :inner_end AND created_at < :end))
+        SELECT rows_synced FROM external_data_jobs
+        WHERE team_id IN (SELECT id FROM org_teams) AND billable
+          AND created_at >= :start AND created_at < :inner_start
+        UNION ALL
+        SELECT rows_synced FROM external_data_jobs
+        WHERE team_id IN (SELECT id FROM org_teams) AND billable
+          AND created_at >= :inner_end AND created_at < :end
     ) parts
 """
 
 _ROWS_BY_SOURCE = """
     SELECT parts.source_id, sum(parts.rows)::bigint AS rows FROM (
-        SELECT source_id, rows FROM pipeline_job_rollups
+        SELECT source_id, rows FROM pipeline_daily_rows
         WHERE team_id = :team_id AND kind = 'import'
-          AND bucket_start >= :inner_start AND bucket_start < :inner_end
+          AND day_start >= :inner_start AND day_start < :inner_end
         UNION ALL
         SELECT source_id, rows_synced FROM external_data_jobs
         WHERE team_id = :team_id AND billable
-          AND ((created_at >= :start AND created_at < :inner_start)
-               OR (created_at >= :inner_end AND created_at < :end))
+          AND created_at >= :start AND created_at < :inner_start
+        UNION ALL
+        SELECT source_id, rows_synced FROM external_data_jobs
+        WHERE team_id = :team_id AND billable
+          AND created_at >= :inner_end AND created_at < :end
     ) parts
     JOIN external_data_sources src ON src.id = parts.source_id AND NOT src.deleted
     GROUP BY parts.source_id
@@ -94,13 +102,15 @@ _ROWS_BY_SOURCE = """
 
 _MATERIALIZED_ROWS = """
     SELECT coalesce(sum(rows), 0)::bigint FROM (
-        SELECT sum(rows) AS rows FROM pipeline_job_rollups
+        SELECT rows FROM pipeline_daily_rows
         WHERE team_id = :team_id AND kind = 'model'
-          AND bucket_start >= :inner_start AND bucket_start < :inner_end
+          AND day_start >= :inner_start AND day_start < :inner_end
         UNION ALL
-        SELECT sum(rows_materialized) FROM modeling_jobs
-        WHERE team_id = :team_id AND ((created_at >= :start AND created_at < :inner_start)
-               OR (created_at >= :inner_end AND created_at < :end))
+        SELECT rows_materialized FROM modeling_jobs
+        WHERE team_id = :team_id AND created_at >= :start AND created_at < :inner_start
+        UNION ALL
+        SELECT rows_materialized FROM modeling_jobs
+        WHERE team_id = :team_id AND created_at >= :inner_end AND created_at < :end
     ) parts
 """
 
@@ -109,11 +119,13 @@ def _aligned(ts: datetime) -> bool:
     return ts.timestamp() % ROLLUP_SECONDS == 0
 
 
-def rollup_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The 15-minute-aligned interior of [start, end); empty (end, end) when there is none."""
+def rollup_bounds(
+    start: datetime, end: datetime, step: int = ROLLUP_SECONDS
+) -> tuple[datetime, datetime]:
+    """The `step`-aligned interior of [start, end); empty (end, end) when there is none."""
     epoch_start, epoch_end = start.timestamp(), end.timestamp()
-    inner_start = -(-epoch_start // ROLLUP_SECONDS) * ROLLUP_SECONDS
-    inner_end = epoch_end // ROLLUP_SECONDS * ROLLUP_SECONDS
+    inner_start = -(-epoch_start // step) * step
+    inner_end = epoch_end // step * step
     if inner_start >= inner_end:
         return end, end
     return datetime.fromtimestamp(inner_start, UTC), datetime.fromtimestamp(inner_end, UTC)
@@ -213,7 +225,7 @@ class PipelineStatsService:
         else:
             start, end = _month_bounds(datetime.now(UTC))
             interval, tracked = "month", 0
-        inner_start, inner_end = rollup_bounds(start, end)
+        inner_start, inner_end = rollup_bounds(start, end, DAY_SECONDS)
         period = {"start": start, "end": end, "inner_start": inner_start, "inner_end": inner_end}
         synced = int(
             await self.session.scalar(

@@ -16,59 +16,59 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# Row triggers keep pipeline_job_rollups exact for every writer (see PipelineJobRollup).
-# OLD's contribution is removed and NEW's added; when both land in different buckets, the lower
-# bucket is touched first so two transactions never lock the same two rows in opposite order.
+# Row triggers keep pipeline_job_rollups and pipeline_daily_rows exact for every writer (see
+# their models). OLD's contribution is removed and NEW's added; when the two fall in different
+# buckets the earlier one is touched first, so two transactions never lock the same two rollup
+# rows in opposite order.
 ROLLUP_TRIGGERS = [
     """
-    CREATE FUNCTION pipeline_job_rollup_bucket(ts timestamptz) RETURNS timestamptz
-    LANGUAGE sql IMMUTABLE AS $$ SELECT to_timestamp(floor(extract(epoch FROM ts) / 900) * 900) $$
-    """,
-    """
-    CREATE FUNCTION pipeline_job_rollup_apply(
-        p_team bigint, p_bucket timestamptz, p_kind text, p_source uuid, p_sign int,
+    CREATE FUNCTION pipeline_rollup_add(
+        p_team bigint, p_at timestamptz, p_kind text, p_source uuid, p_sign int,
         p_running boolean, p_successful boolean, p_failed boolean, p_rows bigint
-    ) RETURNS void LANGUAGE sql AS $$
+    ) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
         INSERT INTO pipeline_job_rollups AS r
-            (team_id, bucket_start, kind, source_id, jobs, running, successful, failed, rows)
-        VALUES (p_team, p_bucket, p_kind, p_source, p_sign, p_sign * p_running::int,
-                p_sign * p_successful::int, p_sign * p_failed::int, p_sign * p_rows)
-        ON CONFLICT (team_id, bucket_start, kind, source_id) DO UPDATE SET
+            (team_id, bucket_start, kind, jobs, running, successful, failed)
+        VALUES (p_team, to_timestamp(floor(extract(epoch FROM p_at) / 900) * 900), p_kind,
+                p_sign, p_sign * p_running::int, p_sign * p_successful::int,
+                p_sign * p_failed::int)
+        ON CONFLICT (team_id, bucket_start, kind) DO UPDATE SET
             jobs = r.jobs + EXCLUDED.jobs,
             running = r.running + EXCLUDED.running,
             successful = r.successful + EXCLUDED.successful,
-            failed = r.failed + EXCLUDED.failed,
-            rows = r.rows + EXCLUDED.rows
-    $$
+            failed = r.failed + EXCLUDED.failed;
+        INSERT INTO pipeline_daily_rows AS d (team_id, day_start, kind, source_id, rows)
+        VALUES (p_team, to_timestamp(floor(extract(epoch FROM p_at) / 86400) * 86400), p_kind,
+                p_source, p_sign * p_rows)
+        ON CONFLICT (team_id, day_start, kind, source_id) DO UPDATE SET
+            rows = d.rows + EXCLUDED.rows;
+    END $$
     """,
     """
     CREATE FUNCTION external_data_jobs_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         has_old boolean := TG_OP <> 'INSERT' AND OLD.billable;
         has_new boolean := TG_OP <> 'DELETE' AND NEW.billable;
-        old_first boolean := true;
+        old_first boolean := NOT (has_old AND has_new) OR OLD.created_at <= NEW.created_at;
     BEGIN
-        IF has_old AND has_new THEN
-            old_first := OLD.created_at <= NEW.created_at;
-        END IF;
         IF has_new AND NOT old_first THEN
-            PERFORM pipeline_job_rollup_apply(
-                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'import', NEW.source_id,
-                1, NEW.status = 'Running', NEW.status = 'Completed',
+            PERFORM pipeline_rollup_add(
+                NEW.team_id, NEW.created_at, 'import', NEW.source_id, 1,
+                NEW.status = 'Running', NEW.status = 'Completed',
                 NEW.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
                 NEW.rows_synced);
         END IF;
         IF has_old THEN
-            PERFORM pipeline_job_rollup_apply(
-                OLD.team_id, pipeline_job_rollup_bucket(OLD.created_at), 'import', OLD.source_id,
-                -1, OLD.status = 'Running', OLD.status = 'Completed',
+            PERFORM pipeline_rollup_add(
+                OLD.team_id, OLD.created_at, 'import', OLD.source_id, -1,
+                OLD.status = 'Running', OLD.status = 'Completed',
                 OLD.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
                 OLD.rows_synced);
         END IF;
         IF has_new AND old_first THEN
-            PERFORM pipeline_job_rollup_apply(
-                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'import', NEW.source_id,
-                1, NEW.status = 'Running', NEW.status = 'Completed',
+            PERFORM pipeline_rollup_add(
+                NEW.team_id, NEW.created_at, 'import', NEW.source_id, 1,
+                NEW.status = 'Running', NEW.status = 'Completed',
                 NEW.status IN ('Failed', 'BillingLimitReached', 'BillingLimitTooLow'),
                 NEW.rows_synced);
         END IF;
@@ -82,22 +82,19 @@ ROLLUP_TRIGGERS = [
         old_first boolean := TG_OP <> 'UPDATE' OR OLD.created_at <= NEW.created_at;
     BEGIN
         IF TG_OP <> 'DELETE' AND NOT old_first THEN
-            PERFORM pipeline_job_rollup_apply(
-                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'model', nil, 1,
-                NEW.status = 'Running', NEW.status = 'Completed', NEW.status = 'Failed',
-                NEW.rows_materialized);
+            PERFORM pipeline_rollup_add(
+                NEW.team_id, NEW.created_at, 'model', nil, 1, NEW.status = 'Running',
+                NEW.status = 'Completed', NEW.status = 'Failed', NEW.rows_materialized);
         END IF;
         IF TG_OP <> 'INSERT' THEN
-            PERFORM pipeline_job_rollup_apply(
-                OLD.team_id, pipeline_job_rollup_bucket(OLD.created_at), 'model', nil, -1,
-                OLD.status = 'Running', OLD.status = 'Completed', OLD.status = 'Failed',
-                OLD.rows_materialized);
+            PERFORM pipeline_rollup_add(
+                OLD.team_id, OLD.created_at, 'model', nil, -1, OLD.status = 'Running',
+                OLD.status = 'Completed', OLD.status = 'Failed', OLD.rows_materialized);
         END IF;
         IF TG_OP <> 'DELETE' AND old_first THEN
-            PERFORM pipeline_job_rollup_apply(
-                NEW.team_id, pipeline_job_rollup_bucket(NEW.created_at), 'model', nil, 1,
-                NEW.status = 'Running', NEW.status = 'Completed', NEW.status = 'Failed',
-                NEW.rows_materialized);
+            PERFORM pipeline_rollup_add(
+                NEW.team_id, NEW.created_at, 'model', nil, 1, NEW.status = 'Running',
+                NEW.status = 'Completed', NEW.status = 'Failed', NEW.rows_materialized);
         END IF;
         RETURN NULL;
     END $$
@@ -116,9 +113,8 @@ DROP_ROLLUP_TRIGGERS = [
     "DROP TRIGGER IF EXISTS external_data_jobs_rollup ON external_data_jobs",
     "DROP FUNCTION IF EXISTS modeling_jobs_rollup()",
     "DROP FUNCTION IF EXISTS external_data_jobs_rollup()",
-    "DROP FUNCTION IF EXISTS pipeline_job_rollup_apply"
+    "DROP FUNCTION IF EXISTS pipeline_rollup_add"
     "(bigint, timestamptz, text, uuid, int, boolean, boolean, boolean, bigint)",
-    "DROP FUNCTION IF EXISTS pipeline_job_rollup_bucket(timestamptz)",
 ]
 
 
@@ -510,12 +506,10 @@ def upgrade() -> None:
         sa.Column("team_id", sa.BigInteger(), nullable=False),
         sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("source_id", sa.UUID(), nullable=False),
         sa.Column("jobs", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("running", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("successful", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("failed", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column("rows", sa.BigInteger(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["team_id"],
             ["teams.id"],
@@ -523,7 +517,24 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint(
-            "team_id", "bucket_start", "kind", "source_id", name=op.f("pk_pipeline_job_rollups")
+            "team_id", "bucket_start", "kind", name=op.f("pk_pipeline_job_rollups")
+        ),
+    )
+    op.create_table(
+        "pipeline_daily_rows",
+        sa.Column("team_id", sa.BigInteger(), nullable=False),
+        sa.Column("day_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("source_id", sa.UUID(), nullable=False),
+        sa.Column("rows", sa.BigInteger(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_pipeline_daily_rows_team_id_teams"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "team_id", "day_start", "kind", "source_id", name=op.f("pk_pipeline_daily_rows")
         ),
     )
     for statement in ROLLUP_TRIGGERS:
@@ -533,6 +544,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in DROP_ROLLUP_TRIGGERS:
         op.execute(statement)
+    op.drop_table("pipeline_daily_rows")
     op.drop_table("pipeline_job_rollups")
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index(
