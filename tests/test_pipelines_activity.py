@@ -166,9 +166,13 @@ async def test_jobs_of_deleted_tables_and_views_disappear(client, tenant: Tenant
     await p.import_job(tid)
     qid = await p.saved_query("gone_view")
     await p.modeling_job(qid)
-    assert len((await _get(client, tenant, "completed_activity"))["results"]) == 2
+    other_source = await p.source("Hubspot")
+    await p.import_job(await p.table(other_source, name="contacts"))
+    assert len((await _get(client, tenant, "completed_activity"))["results"]) == 3
     await p.table(sid, name="gone", id=tid, deleted=True)
     await p.saved_query("gone_view", id=qid, deleted=True)
+    assert len((await _get(client, tenant, "completed_activity"))["results"]) == 1
+    await p.source("Hubspot", id=other_source, deleted=True)
     assert (await _get(client, tenant, "completed_activity"))["results"] == []
 
 

@@ -75,8 +75,10 @@ _IMPORTS = """
         WHERE j.team_id = :team_id AND j.created_at >= :since AND j.{status_filter}
           AND j.schema_id NOT IN (
               SELECT s.id FROM external_data_schemas s
-              JOIN external_data_sources src ON src.id = s.source_id
-              WHERE s.team_id = :team_id AND (s.deleted OR src.deleted))
+              WHERE s.team_id = :team_id
+                AND (s.deleted OR EXISTS (
+                    SELECT 1 FROM external_data_sources src
+                    WHERE src.id = s.source_id AND src.deleted)))
         ORDER BY j.created_at DESC, j.id DESC
         LIMIT :window
     ) imports
