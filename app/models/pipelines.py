@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -358,6 +359,16 @@ class PipelineJobRollup(Base):
     """
 
     __tablename__ = "pipeline_job_rollups"
+    # Counters in the key's index make job_stats an index-only scan (rollup rows of many
+    # environments share heap pages, so heap visits would dominate).
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "team_id",
+            "bucket_start",
+            "kind",
+            postgresql_include=["jobs", "running", "successful", "failed"],
+        ),
+    )
 
     team_id: Mapped[int] = mapped_column(
         ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True

@@ -517,7 +517,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint(
-            "team_id", "bucket_start", "kind", name=op.f("pk_pipeline_job_rollups")
+            "team_id",
+            "bucket_start",
+            "kind",
+            name=op.f("pk_pipeline_job_rollups"),
+            postgresql_include=["jobs", "running", "successful", "failed"],
         ),
     )
     op.create_table(
