@@ -64,12 +64,17 @@ class HealthIssue(BaseModel):
     error: str | None
     failed_at: str | None
     url: str
-    source_type: str | None = Field(default=None, description="Only for external_data_sync.")
-    sync_type: str | None = Field(default=None, description="Only for external_data_sync.")
+
+
+class SyncHealthIssue(HealthIssue):
+    """A failing synced table also names its source type and sync type."""
+
+    source_type: str | None
+    sync_type: str | None
 
 
 class HealthIssues(BaseModel):
-    results: list[HealthIssue]
+    results: list[SyncHealthIssue | HealthIssue]
     count: int
 
 

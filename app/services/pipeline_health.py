@@ -30,7 +30,7 @@ from app.models.pipelines import (
     FAILED_EXPORT_RUN_STATUSES,
     FunctionType,
 )
-from app.schemas.pipelines import HealthIssue, HealthIssues
+from app.schemas.pipelines import HealthIssue, HealthIssues, SyncHealthIssue
 
 DEGRADED_STATES = (2, 11)
 DISABLED_STATES = (3, 12)
@@ -105,10 +105,10 @@ class PipelineHealthService:
                 ExternalDataSchema.status.in_(("Failed", *BILLING_STATUSES)),
             )
         )
-        issues = []
+        issues: list[HealthIssue] = []
         for schema, source_type in rows:
             issues.append(
-                HealthIssue(
+                SyncHealthIssue(
                     id=str(schema.id),
                     name=schema.name,
                     type="external_data_sync",
