@@ -7,7 +7,8 @@ Runs the real application (create_app + lifespan, httpx ASGITransport: routing, 
 session dependency, the services, serialization) against the seeded scratch database on
 BENCH_DATABASE_URL's server and Redis on BENCH_REDIS_URL. For environment 1 it times
 sequential requests of running_activity, completed_activity (offset 0 and 1000), job_stats
-(1/7/30 days), data_health_issues and total_rows_stats, prints p50/p95/max, then captures the
+(1/7/30 days), data_health_issues and total_rows_stats, and internal PUTs of import jobs (new,
+then a status change: upsert + rollup triggers), prints p50/p95/max, then captures the
 SQL each action ran and prints its EXPLAIN (ANALYZE, BUFFERS), flagging sequential scans of the
 job tables. The scratch database is dropped at the end unless --keep.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from seed_pipelines import SERVER_DSN, with_database  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEAM = 1
+TOKEN = "bench-internal-" + uuid.uuid4().hex
 CASES = [
     ("running_activity", "running_activity/"),
     ("completed_activity offset=0", "completed_activity/?offset=0"),
@@ -111,6 +115,39 @@ async def time_case(client: httpx.AsyncClient, url: str, n: int, warmup: int) ->
     }
 
 
+async def time_writes(client: httpx.AsyncClient, n: int) -> dict[str, dict[str, Any]]:
+    """Internal PUTs of import jobs into the large environment: new jobs, then status changes
+    (each one an upsert plus the rollup triggers)."""
+    schema_id = str(uuid.UUID(hashlib.md5(f"sch{TEAM}-0-0".encode()).hexdigest()))
+    url = f"http://bench/internal/environments/{TEAM}/import_jobs/"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    ids = [uuid.uuid4() for _ in range(n)]
+    out = {}
+    for label, status in (
+        ("PUT import_job (new)", "Running"),
+        ("PUT import_job (update)", "Completed"),
+    ):
+        samples = []
+        for job_id in ids:
+            body = {
+                "schema_id": schema_id,
+                "status": status,
+                "rows_synced": 10,
+                "billable": True,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            started = time.perf_counter()
+            r = await client.put(f"{url}{job_id}", json=body, headers=headers)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert r.status_code == 200, r.text
+        out[label] = {
+            "p50_ms": round(statistics.median(samples), 2),
+            "p95_ms": round(percentile(samples, 0.95), 2),
+            "max_ms": round(max(samples), 2),
+        }
+    return out
+
+
 async def explain_case(app: Any, client: httpx.AsyncClient, url: str) -> list[list[str]]:
     captured: list[tuple[str, Any]] = []
 
@@ -142,6 +179,7 @@ async def run(args: argparse.Namespace) -> None:
         redis_url=REDIS_URL,
         queue_name=f"arq:warehouse:bench:{uuid.uuid4().hex[:8]}",
         rate_limit_per_minute=0,
+        internal_api_token=TOKEN,  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings)
@@ -161,6 +199,14 @@ async def run(args: argparse.Namespace) -> None:
                 print(
                     f"{label:40} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f}"
                     f" {stats['max_ms']:8.2f}{flag}",
+                    flush=True,
+                )
+            writes = await time_writes(client, args.requests)
+            for label, stats in writes.items():
+                results[label] = stats
+                print(
+                    f"{label:40} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f}"
+                    f" {stats['max_ms']:8.2f}",
                     flush=True,
                 )
             if not args.no_explain:

@@ -58,8 +58,8 @@ FROM generate_series(1, :teams) g;
 SELECT setval(pg_get_serial_sequence('projects', 'id'), :teams);
 SELECT setval(pg_get_serial_sequence('teams', 'id'), :teams);
 INSERT INTO billing_records (organization_id, period_start, period_end, interval, tracked_rows)
-SELECT md5('org' || g)::uuid, date_trunc('month', now()),
-       date_trunc('month', now()) + interval '1 month', 'month', 1000
+SELECT md5('org' || g)::uuid, date_trunc('month', now()) + interval '7 hours 7 minutes',
+       date_trunc('month', now()) + interval '1 month 7 hours 7 minutes', 'month', 1000
 FROM generate_series(1, :teams) g;
 """
 
