@@ -8,17 +8,20 @@ No `from __future__ import annotations` here: the guard's `Depends(resolve_team)
 closes over a local and must be evaluated when the function is defined.
 """
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 
+from app import idempotency
 from app.auth import (
     RequestContext,
     check_key_restrictions,
     check_org_admin,
     check_scopes,
 )
+from app.errors import APIError, error_response
 from app.routers import warehouse_actions
 from app.routers.actions import Action
 
@@ -30,23 +33,65 @@ def all_actions() -> list[Action]:
     return [*warehouse_actions.ACTIONS]
 
 
-def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., RequestContext]:
-    def guard(
+def _access_guard(
+    resolve_team: TeamResolver, action: Action
+) -> Callable[..., Awaitable[RequestContext]]:
+    mutating = action.method in ("POST", "DELETE")
+
+    async def guard(
         request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
     ) -> RequestContext:
         check_key_restrictions(ctx)
         check_scopes(ctx, tuple(action.scopes))
         check_org_admin(ctx, action.admin_verb)
         request.state.context = ctx
+        if mutating:
+            request.state.idempotency_claim = await idempotency.claim(
+                request, user_id=ctx.principal.user_id, team_id=ctx.team.id, action=action.name
+            )
         return ctx
 
     return guard
 
 
+class ActionRoute(APIRoute):
+    """Stores (or releases) the Idempotency-Key claim the guard took, around the handler."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.methods & {"POST", "DELETE"}:
+            return handler
+
+        async def idempotent_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except idempotency.ReplayStoredResponse as replay:
+                return replay.stored
+            except APIError as exc:
+                claimed = getattr(request.state, "idempotency_claim", None)
+                if claimed is None:
+                    raise
+                response = error_response(exc.status_code, exc.body(), exc.headers)
+            except BaseException:
+                claimed = getattr(request.state, "idempotency_claim", None)
+                if claimed is not None:
+                    await idempotency.release(request, claimed)
+                raise
+            claimed = getattr(request.state, "idempotency_claim", None)
+            if claimed is not None:
+                if response.status_code >= 500:
+                    await idempotency.release(request, claimed)
+                else:
+                    await idempotency.store(request, claimed, response)
+            return response
+
+        return idempotent_handler
+
+
 def build_data_warehouse_router(
     resolve_team: TeamResolver, *, operation_prefix: str, actions: Iterable[Action]
 ) -> APIRouter:
-    router = APIRouter(tags=["data_warehouse"])
+    router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
     for action in actions:
         operation_id = (
             f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
@@ -67,5 +112,6 @@ def build_data_warehouse_router(
                 response_model_exclude_none=action.exclude_none,
                 responses=action.responses(),
                 summary=action.summary,
+                openapi_extra=action.openapi_extra(),
             )
     return router
