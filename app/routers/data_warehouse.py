@@ -59,7 +59,7 @@ class ActionRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if not self.methods & {"POST", "DELETE"}:
+        if not (self.methods or set()) & {"POST", "DELETE"}:
             return handler
 
         async def idempotent_handler(request: Request) -> Response:
