@@ -23,6 +23,12 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(BIN)/pytest -m fuzz tests/contract
+
+bench: $(STAMP)
+	$(BIN)/python bench/load.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench migrations
 	$(BIN)/ruff format --check app tests bench migrations

@@ -113,7 +113,14 @@ def _build_openapi(app: FastAPI) -> dict[str, Any]:
             elif path.startswith("/api/"):
                 op["security"] = [{"PersonalAPIKey": []}]
             # FastAPI documents a 422 for every validated input; we answer those as 400.
-            op.get("responses", {}).pop("422", None)
+            responses = op.setdefault("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": "Invalid input",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
     for name in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(name, None)
     return schema

@@ -233,3 +233,15 @@ async def tenant(client: httpx.AsyncClient) -> Tenant:
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> Tenant:
     return await create_tenant(client)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess (uvicorn, worker, CLI) needs to act on the test databases."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DATABASE_"))}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    return env
