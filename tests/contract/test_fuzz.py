@@ -133,9 +133,7 @@ def _run_schemathesis(
     ]
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=900, check=False
-    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
 
 
 def _assert_clean(result: subprocess.CompletedProcess[str]) -> None:
