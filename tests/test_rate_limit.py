@@ -5,14 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.main import create_app
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, create_tenant
+from tests.conftest import INTERNAL_HEADERS, create_tenant, make_app
 
 
 @pytest.fixture
 async def limited_client(settings: Settings):
-    app = create_app(settings.model_copy(update={"rate_limit_per_minute": 3}))
+    app = make_app(settings.model_copy(update={"rate_limit_per_minute": 3}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -39,7 +39,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "app.main:create_app",
+            "tests.status_recorder:recording_app",
             "--factory",
             "--host",
             "127.0.0.1",

@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from app.embedded import PasswordCheckingCluster
-from app.main import create_app
 from app.settings import Settings
-from tests.conftest import create_tenant, migrate
+from tests.conftest import create_tenant, make_app, migrate
 
 pytestmark = pytest.mark.fault
 
@@ -44,7 +43,7 @@ async def own_database(
 
 async def test_outage_gives_503_then_recovers(own_database) -> None:
     cluster, outage_settings = own_database
-    app = create_app(outage_settings)
+    app = make_app(outage_settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
