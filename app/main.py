@@ -16,7 +16,7 @@ from app.auth import team_from_environment_path, team_from_project_path
 from app.db import build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
-from app.routers import health, internal_identity
+from app.routers import health, internal_identity, internal_warehouse
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
 
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prefix="/api/projects/{project_id}/data_warehouse",
     )
     app.include_router(internal_identity.router)
+    app.include_router(internal_warehouse.router)
     app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:

@@ -32,6 +32,9 @@ from app.embedded import PasswordCheckingCluster, embedded_postgres, embedded_re
 from app.main import create_app
 from app.settings import Settings, to_plain_dsn
 
+# Warehouse set-up helpers (fixture `warehouses`); see tests/warehouse_fixtures.py.
+pytest_plugins = ["tests.warehouse_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "test-internal-token-" + uuid.uuid4().hex
 RUN_ID = uuid.uuid4().hex[:10]
