@@ -41,6 +41,10 @@ WAREHOUSE_DELETING = (
     "The organization's managed warehouse is being deleted. Provision a new one once it is deleted."
 )
 
+CHANGED_CONCURRENTLY = (
+    "This environment joined the warehouse in a concurrent request. Check warehouse_status."
+)
+
 
 def _name_taken(name: str) -> str:
     return f"The name '{name}' is already used by another environment of this organization"
@@ -154,6 +158,8 @@ class WarehouseMembershipService:
             await self.session.flush()
         except IntegrityError as exc:
             # Someone who does not take the lock won the race for the name or the environment.
+            if "uq_warehouse_team_memberships_team_id" in str(exc.orig):
+                raise Conflict(CHANGED_CONCURRENTLY) from exc
             raise Conflict(_name_taken(name)) from exc
         return membership
 
