@@ -229,3 +229,27 @@ async def test_documented_as_internal(client: httpx.AsyncClient) -> None:
     op = spec["paths"]["/internal/environments/{team_id}/warehouse/rows"]["post"]
     assert op["tags"] == ["internal"]
     assert {"200", "400", "401", "404", "409"} <= set(op["responses"])
+
+
+async def test_ready_record_without_database_answers_409(
+    client: httpx.AsyncClient, tenant: Tenant, warehouses: Warehouses
+) -> None:
+    # The record still says ready while teardown has already dropped the database.
+    await warehouses.record(tenant, state="ready", table_name="main", tables_created=True)
+    r = await push(client, tenant.env_id, "events", [event()])
+    assert r.status_code == 409
+    assert "does not exist" in r.json()["detail"]
+    r = await client.get(
+        tenant.env_url("property_values"),
+        params={"table_name": "events_main", "key": "event"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 404
+    staging = await tenant.add_environment("staging")
+    r = await client.post(
+        f"/api/environments/{staging}/data_warehouse/enable_backfill/",
+        json={"table_name": "staging"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 409
+    assert await warehouses.membership(staging) is None

@@ -24,7 +24,7 @@ from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMemb
 from app.services.warehouse_membership import tables_of
 from app.settings import Settings
 from app.warehouse.sql import quote_ident
-from app.warehouse.tenant_connection import tenant_database
+from app.warehouse.tenant_connection import WarehouseDatabaseMissing, tenant_database
 
 MAX_RESULTS = 10
 STATEMENT_TIMEOUT_MS = 5_000
@@ -130,27 +130,33 @@ class PropertyValuesService:
         if table is None:
             raise NotFound(TABLE_NOT_FOUND)
 
+        try:
+            async with tenant_database(self.settings, found.ManagedWarehouse.database_name) as conn:
+                return await self._lookup(conn, table, key, value)
+        except WarehouseDatabaseMissing as exc:
+            raise NotFound(TABLE_NOT_FOUND) from exc
+
+    async def _lookup(self, conn: Any, table: TableRef, key: str, value: str | None) -> list[str]:
         column, *path = key.split(".")
-        async with tenant_database(self.settings, found.ManagedWarehouse.database_name) as conn:
-            try:
-                async with conn.transaction(readonly=True):
-                    await conn.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                    types = {
-                        r["column_name"]: r["data_type"]
-                        for r in await conn.fetch(
-                            "SELECT column_name, data_type FROM information_schema.columns "
-                            "WHERE table_schema = $1 AND table_name = $2",
-                            table.schema,
-                            table.name,
-                        )
-                    }
-                    if not types:
-                        raise NotFound(TABLE_NOT_FOUND)
-                    data_type = types.get(column)
-                    if data_type is None or (path and data_type not in JSON_TYPES):
-                        raise ValidationFailed(KEY_NOT_FOUND, attr="key")
-                    sql, args = build_query(table, column, data_type, path, value)
-                    rows = await conn.fetch(sql, *args)
-            except asyncpg.exceptions.QueryCanceledError as exc:
-                raise ServiceUnavailable(TOO_SLOW) from exc
+        try:
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+                types = {
+                    r["column_name"]: r["data_type"]
+                    for r in await conn.fetch(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = $1 AND table_name = $2",
+                        table.schema,
+                        table.name,
+                    )
+                }
+                if not types:
+                    raise NotFound(TABLE_NOT_FOUND)
+                data_type = types.get(column)
+                if data_type is None or (path and data_type not in JSON_TYPES):
+                    raise ValidationFailed(KEY_NOT_FOUND, attr="key")
+                sql, args = build_query(table, column, data_type, path, value)
+                rows = await conn.fetch(sql, *args)
+        except asyncpg.exceptions.QueryCanceledError as exc:
+            raise ServiceUnavailable(TOO_SLOW, headers={"Retry-After": "1"}) from exc
         return [str(r["v"]) for r in rows]

@@ -25,11 +25,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
 from app.services.names import reserved_schema_reason, validate_schema_name, validate_table_name
 from app.settings import Settings
@@ -41,6 +42,7 @@ WAREHOUSE_DELETING = (
     "The organization's managed warehouse is being deleted. Provision a new one once it is deleted."
 )
 
+WAREHOUSE_BUSY = "The warehouse is busy and the environment's tables could not be created yet."
 CHANGED_CONCURRENTLY = (
     "This environment joined the warehouse in a concurrent request. Check warehouse_status."
 )
@@ -102,9 +104,15 @@ class WarehouseMembershipService:
         """Create the membership's tables in the (ready) warehouse and record when."""
         await self._lock(membership.organization_id)
         async with tenant_database(self.settings, warehouse.database_name) as conn:
-            await ensure_team_tables(
-                conn, owner_role=warehouse.login_role, tables=tables_of(membership)
-            )
+            try:
+                await ensure_team_tables(
+                    conn, owner_role=warehouse.login_role, tables=tables_of(membership)
+                )
+            except (
+                asyncpg.exceptions.LockNotAvailableError,
+                asyncpg.exceptions.QueryCanceledError,
+            ) as exc:
+                raise ServiceUnavailable(WAREHOUSE_BUSY, headers={"Retry-After": "5"}) from exc
         membership.tables_created_at = datetime.now(UTC)
         await self.session.flush()
 
