@@ -253,3 +253,14 @@ async def test_ready_record_without_database_answers_409(
     )
     assert r.status_code == 409
     assert await warehouses.membership(staging) is None
+
+
+@pytest.mark.parametrize("team_id", ["abc", "0", str(2**63)])
+async def test_bad_environment_ids_answer_400(client: httpx.AsyncClient, team_id: str) -> None:
+    r = await client.post(
+        f"/internal/environments/{team_id}/warehouse/rows",
+        json={"table": "events", "rows": []},
+        headers=INTERNAL_HEADERS,
+    )
+    assert r.status_code == 400
+    assert r.json()["attr"] == "team_id"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from app.auth import InternalCaller
 from app.db import DbSession
@@ -27,7 +29,10 @@ router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Internal
     },
 )
 async def append_warehouse_rows(
-    team_id: int, body: WarehouseRowsIn, session: DbSession, request: Request
+    team_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Environment (team) id.")],
+    body: WarehouseRowsIn,
+    session: DbSession,
+    request: Request,
 ) -> WarehouseRowsOut:
     service = WarehouseRowsService(session, request.app.state.settings)
     inserted = await service.append(team_id, body.table, body.rows)
