@@ -132,6 +132,17 @@ async def test_invalid_names_answer_400(
     assert r.json()["attr"] == attr
 
 
+async def test_missing_body_names_the_field(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    r = await client.post(tenant.env_url("enable_backfill"), headers=tenant.headers)
+    assert r.status_code == 400
+    assert (r.json()["detail"], r.json()["attr"]) == ("table_name is required", "table_name")
+    r = await client.post(tenant.env_url("onboard-team"), headers=tenant.headers)
+    assert (r.json()["detail"], r.json()["attr"]) == ("schema_name is required", "schema_name")
+    r = await enable(client, tenant, tenant.env_id, {"table_name": 5})
+    assert r.status_code == 400
+    assert r.json()["attr"] == "table_name"
+
+
 async def test_non_json_body_answers_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
     r = await client.post(
         tenant.env_url("enable_backfill"),

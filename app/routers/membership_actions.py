@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Body, Query, Request, Response
 
 from app.auth import Context
 from app.db import DbSession
@@ -25,20 +25,27 @@ from app.services.property_values import PropertyValuesService
 from app.services.warehouse_membership import WarehouseMembershipService
 
 
+# Bodies are optional so that a missing body gets the same "<field> is required" as a missing field.
 async def enable_backfill(
-    ctx: Context, session: DbSession, request: Request, body: EnableBackfillIn
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[EnableBackfillIn | None, Body()] = None,
 ) -> BackfillEnabled:
     service = WarehouseMembershipService(session, request.app.state.settings)
-    membership = await service.enable_backfill(ctx.team, body.table_name)
+    membership = await service.enable_backfill(ctx.team, body.table_name if body else None)
     assert membership.table_suffix is not None
     return BackfillEnabled(enabled=True, table_suffix=membership.table_suffix)
 
 
 async def onboard_team(
-    ctx: Context, session: DbSession, request: Request, body: OnboardTeamIn
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[OnboardTeamIn | None, Body()] = None,
 ) -> TeamOnboarded:
     service = WarehouseMembershipService(session, request.app.state.settings)
-    membership = await service.onboard_team(ctx.team, body.schema_name)
+    membership = await service.onboard_team(ctx.team, body.schema_name if body else None)
     assert membership.schema_name is not None
     return TeamOnboarded(onboarded=True, schema_name=membership.schema_name)
 
