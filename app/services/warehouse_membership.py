@@ -41,7 +41,6 @@ NO_WAREHOUSE = "No managed warehouse is provisioned for this organization. Provi
 WAREHOUSE_DELETING = (
     "The organization's managed warehouse is being deleted. Provision a new one once it is deleted."
 )
-
 WAREHOUSE_BUSY = "The warehouse is busy and the environment's tables could not be created yet."
 CHANGED_CONCURRENTLY = (
     "This environment joined the warehouse in a concurrent request. Check warehouse_status."
