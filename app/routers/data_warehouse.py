@@ -22,7 +22,7 @@ from app.auth import (
     check_scopes,
 )
 from app.errors import APIError, error_response
-from app.routers import warehouse_actions
+from app.routers import membership_actions, warehouse_actions
 from app.routers.actions import Action
 
 TeamResolver = Callable[..., Awaitable[RequestContext]]
@@ -30,7 +30,7 @@ _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
 def all_actions() -> list[Action]:
-    return [*warehouse_actions.ACTIONS]
+    return [*warehouse_actions.ACTIONS, *membership_actions.ACTIONS]
 
 
 def _access_guard(
