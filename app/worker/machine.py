@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 S = WarehouseState
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
+# Steps that make or hand out credentials on the cluster: refused while it trusts logins.
+GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 
 SUB_STATE_OF = {
     "storage": "s3_state",
@@ -165,7 +167,7 @@ class WarehouseMachine:
                     tables=tables,
                 )
             try:
-                if snap.state == S.PROVISIONING and step != "cleanup":
+                if step in GUARDED_STEPS:
                     await self.guard.ensure_safe()
                 failpoint("before", step)
                 result = await self._act(step, snap)
