@@ -9,8 +9,11 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditLog
+from app.models import AuditLog, ManagedWarehouse
+from app.services.warehouse_jobs import advance_job_id
 from app.settings import Settings
+from app.worker.main import IN_PROGRESS_TIMEOUT_SECONDS
+from app.worker.reconcile import Reconciler
 from tests.conftest import Tenant, create_tenant
 from tests.lifecycle_support import (
     Cluster,
@@ -253,6 +256,34 @@ async def test_concurrent_provisions_make_one_warehouse(client, tenant, settings
     assert (await status(client, tenant))["state"] == "ready"
     assert await cluster.count_like(f"{prefix}-%") == (1, 1)
     assert len(storage_dirs(settings, tenant.org_id)) == 1
+
+
+async def test_duplicate_sends_collapse_into_one_job(client, app, tenant, settings):
+    r = await provision(client, tenant, new_name())
+    assert r.status_code == 202
+    async with app.state.sessionmaker() as session:
+        warehouse = await session.scalar(
+            select(ManagedWarehouse).where(
+                ManagedWarehouse.organization_id == uuid.UUID(tenant.org_id)
+            )
+        )
+    job_id = advance_job_id(warehouse.id, warehouse.generation)
+    redis = app.state.redis
+    score = await redis.zscore(settings.queue_name, job_id)
+    assert score is not None
+    reconciler = Reconciler(
+        app.state.sessionmaker,
+        redis,
+        queue_name=settings.queue_name,
+        in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
+    )
+    await reconciler.run_once()
+    await reconciler.run_once()
+    # Already queued under the same id: the re-sends collapsed into the one job.
+    assert await redis.zscore(settings.queue_name, job_id) == score
+    assert await redis.zcount(settings.queue_name, "-inf", "+inf") >= 1
+    await run_burst_worker(settings)
+    assert (await status(client, tenant))["state"] == "ready"
 
 
 async def test_same_name_race_between_orgs(client, settings, cluster):

@@ -73,3 +73,21 @@ async def test_teardown_survives_a_killed_worker(client, settings, cluster, step
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
     assert storage_dirs(settings, tenant.org_id) == []
+
+
+async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
+    client, settings, cluster
+):
+    tenant = await create_tenant(client)
+    name = new_name("crash")
+    assert (await provision(client, tenant, name)).status_code == 202
+    assert await run_subprocess_worker(settings, failpoint="after:role") == SIGKILLED
+    assert (await status(client, tenant))["state"] == "provisioning"
+    r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
+    assert r.status_code == 202
+
+    await run_burst_worker(settings)
+    body = await status(client, tenant)
+    assert body["state"] == "deleted", body
+    assert await cluster.count_like(name) == (0, 0)
+    assert storage_dirs(settings, tenant.org_id) == []
