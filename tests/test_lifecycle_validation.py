@@ -36,6 +36,11 @@ def cluster(warehouse_cluster) -> Cluster:
             "database_name",
             "Warehouse name must be 3-63 characters",
         ),
+        (
+            {"database_name": "a" * 5000, "table_name": "t"},
+            "database_name",
+            "Warehouse name must be 3-63 characters",
+        ),
         ({"database_name": "Acme", "table_name": "t"}, "database_name", WAREHOUSE_SHAPE_MESSAGE),
         ({"database_name": "my_wh", "table_name": "t"}, "database_name", WAREHOUSE_SHAPE_MESSAGE),
         ({"database_name": "abc-", "table_name": "t"}, "database_name", WAREHOUSE_SHAPE_MESSAGE),

@@ -20,13 +20,11 @@ class NameAvailability(BaseModel):
 class ProvisionIn(BaseModel):
     database_name: str | None = Field(
         default=None,
-        max_length=1000,
         description="Warehouse name: a DNS label of 3-63 characters starting with a letter.",
         examples=["acme-warehouse"],
     )
     table_name: str | None = Field(
         default=None,
-        max_length=1000,
         description="Suffix of this environment's tables (`events_<name>`, `persons_<name>`).",
         examples=["acme"],
     )
