@@ -86,6 +86,10 @@ async def test_wrong_types_and_broken_json(client, tenant):
         headers=tenant.headers,
     )
     assert r.status_code == 400 and r.json()["attr"] == "database_name"
+    for body in ([], "acme", None, {"database_name": None}, {"database_name": ["acme"]}):
+        r = await client.post(tenant.env_url("provision"), json=body, headers=tenant.headers)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["type"] == "validation_error"
     r = await client.post(
         tenant.env_url("provision"),
         content=b"{not json",
