@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import asyncpg
@@ -52,7 +53,8 @@ async def provision_ready(client, tenant: Tenant, settings: Settings, table: str
     return name, r.json()
 
 
-async def test_provision_to_ready_and_log_in(client, app, tenant, settings, cluster):
+async def test_provision_to_ready_and_log_in(client, app, tenant, settings, cluster, caplog):
+    caplog.set_level(logging.DEBUG)
     name = new_name()
     r = await provision(client, tenant, name, "main")
     assert r.status_code == 202, r.text
@@ -106,6 +108,9 @@ async def test_provision_to_ready_and_log_in(client, app, tenant, settings, clus
     # Only a SCRAM verifier is stored on the cluster; the storage directory exists.
     assert (await cluster.rolpassword(name)).startswith("SCRAM-SHA-256$4096:")
     assert len(storage_dirs(settings, tenant.org_id)) == 1
+
+    assert "advance_warehouse" in caplog.text  # the worker's records were captured
+    assert answer["password"] not in caplog.text
 
     rows = await audit_rows(app, tenant.org_id)
     transitions = [(a.action, a.from_state, a.to_state, a.actor_user_id) for a in rows]
@@ -292,3 +297,15 @@ async def test_same_name_race_between_orgs(client, settings, cluster):
     assert sorted(r.status_code for r in answers) == [202, 409, 409, 409, 409]
     await run_burst_worker(settings)
     assert await cluster.count_like(name) == (1, 1)
+
+
+async def test_two_workers_share_the_work_without_doubling_it(client, settings, cluster):
+    tenants = [await create_tenant(client) for _ in range(6)]
+    names = [new_name("pair") for _ in tenants]
+    for t, n in zip(tenants, names, strict=True):
+        assert (await provision(client, t, n)).status_code == 202
+    await asyncio.gather(run_burst_worker(settings), run_burst_worker(settings))
+    for t, n in zip(tenants, names, strict=True):
+        assert (await status(client, t))["state"] == "ready"
+        assert await cluster.count_like(n) == (1, 1)
+        assert len(storage_dirs(settings, t.org_id)) == 1
