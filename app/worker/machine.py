@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
@@ -202,6 +202,10 @@ class WarehouseMachine:
             ).where(
                 WarehouseTeamMembership.organization_id == wh.organization_id,
                 WarehouseTeamMembership.tables_created_at.is_(None),
+                or_(
+                    WarehouseTeamMembership.table_suffix.is_not(None),
+                    WarehouseTeamMembership.schema_name.is_not(None),
+                ),
             )
         )
         return tuple((r.id, r.table_suffix, r.schema_name) for r in rows)
