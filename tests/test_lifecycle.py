@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditLog, ManagedWarehouse
+from app.models import AuditLog, ManagedWarehouse, WarehouseTeamMembership
 from app.services.warehouse_jobs import advance_job_id
 from app.settings import Settings
 from app.worker.main import IN_PROGRESS_TIMEOUT_SECONDS
@@ -309,3 +309,35 @@ async def test_two_workers_share_the_work_without_doubling_it(client, settings, 
         assert (await status(client, t))["state"] == "ready"
         assert await cluster.count_like(n) == (1, 1)
         assert len(storage_dirs(settings, t.org_id)) == 1
+
+
+async def test_every_environment_gets_its_tables_again_after_reprovisioning(
+    client, app, tenant, settings, cluster
+):
+    name, _ = await provision_ready(client, tenant, settings, table="main")
+    # Another environment onboarded with its own schema (as onboard-team records it).
+    staging = await tenant.add_environment("staging")
+    async with app.state.sessionmaker() as session, session.begin():
+        session.add(
+            WarehouseTeamMembership(
+                team_id=staging, organization_id=uuid.UUID(tenant.org_id), schema_name="analytics"
+            )
+        )
+    await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
+    await run_burst_worker(settings)
+    assert (await status(client, tenant))["state"] == "deleted"
+
+    r = await provision(client, tenant, name, table="main")
+    assert r.status_code == 202, r.text
+    await run_burst_worker(settings)
+    assert (await status(client, tenant))["state"] == "ready"
+    conn = await cluster.login(name, name, r.json()["password"])
+    try:
+        await conn.execute(
+            "INSERT INTO analytics.persons (id, distinct_ids, created_at)"
+            " VALUES (gen_random_uuid(), ARRAY['a'], now())"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM analytics.persons") == 1
+        assert await conn.fetchval("SELECT count(*) FROM events_main") == 0
+    finally:
+        await conn.close()
