@@ -20,6 +20,8 @@ from app.ratelimit import RateLimiter
 from app.routers import health, internal_identity, internal_warehouse
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
+from app.warehouse import build_secret_box, build_warehouse_backend
+from app.warehouse.safety import ClusterAuthGuard
 
 DESCRIPTION = """
 Managed data warehouses for every organization, and the health of the pipelines that feed
@@ -46,9 +48,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.rate_limiter = RateLimiter(
         redis, per_minute=settings.rate_limit_per_minute, prefix=settings.queue_name
     )
+    backend = build_warehouse_backend(settings, pool_max_size=5)
+    app.state.warehouse_backend = backend
+    app.state.secret_box = build_secret_box(settings)
+    app.state.readiness_problem = await ClusterAuthGuard(backend, settings).problem_at_startup()
     try:
         yield
     finally:
+        await backend.close()
         await redis.aclose()
         await engine.dispose()
 

@@ -1,5 +1,6 @@
 """ORM models. Import every model module here so Alembic and relationships see all tables."""
 
+from app.models.audit import AuditLog
 from app.models.base import Base
 from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
@@ -14,6 +15,7 @@ from app.models.identity import (
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 
 __all__ = [
+    "AuditLog",
     "Base",
     "IdempotencyKey",
     "ManagedWarehouse",

@@ -18,7 +18,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAtMixin
@@ -62,6 +62,10 @@ class ManagedWarehouse(CreatedAtMixin, Base):
     generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Names (database + role) of earlier failed attempts still to be removed from the cluster.
+    stale_names: Mapped[list[str]] = mapped_column(
+        ARRAY(String(63)), nullable=False, server_default="{}"
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
