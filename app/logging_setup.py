@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# uvicorn adds `color_message` (the message again, with terminal colours) to its records.
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 class KeyValueFormatter(logging.Formatter):
