@@ -4,14 +4,20 @@
 `/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
 factory takes that resolver and registers every action with and without the trailing slash.
 
+Access checks come before body validation (API.md §3), even for a body that is not JSON:
+FastAPI decodes JSON before it runs dependencies, so `ActionRoute` decodes it first, marks a
+malformed body, and the guard answers `parse_error` only after the access checks passed.
+
 No `from __future__ import annotations` here: the guard's `Depends(resolve_team)` annotation
 closes over a local and must be evaluated when the function is defined.
 """
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from app.auth import (
     RequestContext,
@@ -19,6 +25,7 @@ from app.auth import (
     check_org_admin,
     check_scopes,
 )
+from app.errors import ParseError
 from app.routers import warehouse_actions
 from app.routers.actions import Action
 
@@ -30,6 +37,29 @@ def all_actions() -> list[Action]:
     return [*warehouse_actions.ACTIONS]
 
 
+class _MalformedBody:
+    """Stands in for a body that is not JSON until the access checks have run."""
+
+
+class ActionRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def decode_then_handle(request: Request) -> Response:
+            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                raw = await request.body()
+                content_type = request.headers.get("content-type", "application/json")
+                if raw and "json" in content_type.lower():
+                    try:
+                        request._json = json.loads(raw)
+                    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                        request._json = _MalformedBody()
+                        request.state.malformed_body = True
+            return await handler(request)
+
+        return decode_then_handle
+
+
 def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., RequestContext]:
     def guard(
         request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
@@ -37,6 +67,8 @@ def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., R
         check_key_restrictions(ctx)
         check_scopes(ctx, tuple(action.scopes))
         check_org_admin(ctx, action.admin_verb)
+        if getattr(request.state, "malformed_body", False):
+            raise ParseError()
         request.state.context = ctx
         return ctx
 
@@ -46,7 +78,7 @@ def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., R
 def build_data_warehouse_router(
     resolve_team: TeamResolver, *, operation_prefix: str, actions: Iterable[Action]
 ) -> APIRouter:
-    router = APIRouter(tags=["data_warehouse"])
+    router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
     for action in actions:
         operation_id = (
             f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
