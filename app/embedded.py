@@ -107,7 +107,7 @@ class PasswordCheckingCluster:
             with (self.datadir / "postgresql.conf").open("a") as conf:
                 conf.write(
                     "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                    "max_connections = 300\nfsync = off\nsynchronous_commit = off\n"
+                    "max_connections = 300\nfsync = off\n"
                     "password_encryption = 'scram-sha-256'\n"
                 )
         else:

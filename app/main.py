@@ -16,6 +16,7 @@ from app.auth import team_from_environment_path, team_from_project_path
 from app.db import build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
+from app.ratelimit import RateLimiter
 from app.routers import health, internal_identity
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
@@ -42,6 +43,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = build_sessionmaker(engine)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
+    app.state.rate_limiter = RateLimiter(
+        redis, per_minute=settings.rate_limit_per_minute, prefix=settings.queue_name
+    )
     try:
         yield
     finally:
@@ -109,7 +113,14 @@ def _build_openapi(app: FastAPI) -> dict[str, Any]:
             elif path.startswith("/api/"):
                 op["security"] = [{"PersonalAPIKey": []}]
             # FastAPI documents a 422 for every validated input; we answer those as 400.
-            op.get("responses", {}).pop("422", None)
+            responses = op.setdefault("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": "Invalid input",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
     for name in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(name, None)
     return schema

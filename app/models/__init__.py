@@ -1,6 +1,7 @@
 """ORM models. Import every model module here so Alembic and relationships see all tables."""
 
 from app.models.base import Base
+from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
     MembershipLevel,
     Organization,
@@ -14,6 +15,7 @@ from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeam
 
 __all__ = [
     "Base",
+    "IdempotencyKey",
     "ManagedWarehouse",
     "MembershipLevel",
     "Organization",

@@ -19,13 +19,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
+from app import idempotency
 from app.auth import (
     RequestContext,
     check_key_restrictions,
     check_org_admin,
     check_scopes,
 )
-from app.errors import ParseError
+from app.errors import APIError, ParseError, error_response
 from app.routers import warehouse_actions
 from app.routers.actions import Action
 
@@ -37,31 +38,12 @@ def all_actions() -> list[Action]:
     return [*warehouse_actions.ACTIONS]
 
 
-class _MalformedBody:
-    """Stands in for a body that is not JSON until the access checks have run."""
+def _access_guard(
+    resolve_team: TeamResolver, action: Action
+) -> Callable[..., Awaitable[RequestContext]]:
+    mutating = action.method in ("POST", "DELETE")
 
-
-class ActionRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def decode_then_handle(request: Request) -> Response:
-            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-                raw = await request.body()
-                content_type = request.headers.get("content-type", "application/json")
-                if raw and "json" in content_type.lower():
-                    try:
-                        request._json = json.loads(raw)
-                    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                        request._json = _MalformedBody()
-                        request.state.malformed_body = True
-            return await handler(request)
-
-        return decode_then_handle
-
-
-def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., RequestContext]:
-    def guard(
+    async def guard(
         request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
     ) -> RequestContext:
         check_key_restrictions(ctx)
@@ -70,9 +52,68 @@ def _access_guard(resolve_team: TeamResolver, action: Action) -> Callable[..., R
         if getattr(request.state, "malformed_body", False):
             raise ParseError()
         request.state.context = ctx
+        if mutating:
+            request.state.idempotency_claim = await idempotency.claim(
+                request, user_id=ctx.principal.user_id, team_id=ctx.team.id, action=action.name
+            )
         return ctx
 
     return guard
+
+
+class _MalformedBody:
+    """Stands in for a body that is not JSON until the access checks have run."""
+
+
+async def _decode_json_body(request: Request) -> None:
+    """Decode the JSON body ahead of FastAPI; a malformed one is marked, not raised."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+    if raw and "json" in content_type.lower():
+        try:
+            request._json = json.loads(raw)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            request._json = _MalformedBody()
+            request.state.malformed_body = True
+
+
+class ActionRoute(APIRoute):
+    """Decodes the body before the access checks run; stores (or releases) the
+    Idempotency-Key claim the guard took, around the handler."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+        if not (self.methods or set()) & {"POST", "DELETE"}:
+            return inner
+
+        async def handler(request: Request) -> Response:
+            await _decode_json_body(request)
+            return await inner(request)
+
+        async def idempotent_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except idempotency.ReplayStoredResponse as replay:
+                return replay.stored
+            except APIError as exc:
+                claimed = getattr(request.state, "idempotency_claim", None)
+                if claimed is None:
+                    raise
+                response = error_response(exc.status_code, exc.body(), exc.headers)
+            except BaseException:
+                claimed = getattr(request.state, "idempotency_claim", None)
+                if claimed is not None:
+                    await idempotency.release(request, claimed)
+                raise
+            claimed = getattr(request.state, "idempotency_claim", None)
+            if claimed is not None:
+                if response.status_code >= 500:
+                    await idempotency.release(request, claimed)
+                else:
+                    await idempotency.store(request, claimed, response)
+            return response
+
+        return idempotent_handler
 
 
 def build_data_warehouse_router(
@@ -99,5 +140,6 @@ def build_data_warehouse_router(
                 response_model_exclude_none=action.exclude_none,
                 responses=action.responses(),
                 summary=action.summary,
+                openapi_extra=action.openapi_extra(),
             )
     return router
