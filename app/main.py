@@ -17,7 +17,7 @@ from app.db import build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
-from app.routers import health, internal_identity
+from app.routers import health, internal_identity, internal_warehouse
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
 
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prefix="/api/projects/{project_id}/data_warehouse",
     )
     app.include_router(internal_identity.router)
+    app.include_router(internal_warehouse.router)
     app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:

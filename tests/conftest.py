@@ -33,6 +33,9 @@ from app.main import create_app
 from app.settings import Settings, to_plain_dsn
 from tests import status_recorder
 
+# Warehouse set-up helpers (fixture `warehouses`); see tests/warehouse_fixtures.py.
+pytest_plugins = ["tests.warehouse_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "test-internal-token-" + uuid.uuid4().hex
 RUN_ID = uuid.uuid4().hex[:10]

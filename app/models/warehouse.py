@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -82,3 +83,14 @@ class WarehouseTeamMembership(CreatedAtMixin, Base):
     schema_name: Mapped[str | None] = mapped_column(String(63))
     backfill_enabled: Mapped[bool] = mapped_column(nullable=False, server_default="true")
     tables_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# One name per organization across both layouts: a table suffix and a schema name share the
+# namespace (API.md §4.2), so two environments can never be handed the same name, even when
+# their requests race.
+Index(
+    "uq_warehouse_team_memberships_organization_id_name",
+    WarehouseTeamMembership.organization_id,
+    func.coalesce(WarehouseTeamMembership.schema_name, WarehouseTeamMembership.table_suffix),
+    unique=True,
+)

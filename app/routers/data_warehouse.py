@@ -27,7 +27,7 @@ from app.auth import (
     check_scopes,
 )
 from app.errors import APIError, ParseError, error_response
-from app.routers import warehouse_actions
+from app.routers import membership_actions, warehouse_actions
 from app.routers.actions import Action
 
 TeamResolver = Callable[..., Awaitable[RequestContext]]
@@ -35,7 +35,7 @@ _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
 def all_actions() -> list[Action]:
-    return [*warehouse_actions.ACTIONS]
+    return [*warehouse_actions.ACTIONS, *membership_actions.ACTIONS]
 
 
 def _access_guard(
