@@ -227,18 +227,17 @@ def serve(
     """Serve the HTTP API with uvicorn (run `warehouse migrate` first)."""
     import uvicorn
 
-    from app.logging_setup import configure_logging
+    from app.logging_setup import logging_config
 
     settings = _settings()  # fail fast, with a clear message, on bad settings
-    # Our handler for every logger, uvicorn's access log included (it redacts keys).
-    configure_logging(settings.log_level)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_config=None,
+        # Our handler for every logger and every worker; it redacts keys in access lines.
+        log_config=logging_config(settings.log_level),
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )

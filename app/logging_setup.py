@@ -7,7 +7,9 @@ print verbatim; the handler's `RedactKeys` filter masks anything shaped like a k
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
+from typing import Any
 
 # uvicorn adds `color_message` (the message again, with terminal colours) to its records.
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
@@ -35,10 +37,33 @@ class RedactKeys(logging.Filter):
         return True
 
 
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict: one redacting key=value handler on the root logger.
+
+    uvicorn takes it as `log_config` and applies it in every worker process it spawns; its own
+    loggers (access log included) propagate to the root handler.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact_keys": {"()": RedactKeys}},
+        "formatters": {
+            "kv": {"()": KeyValueFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+        },
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "kv",
+                "filters": ["redact_keys"],
+            }
+        },
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+        "root": {"handlers": ["default"], "level": level.upper()},
+    }
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(RedactKeys())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    logging.config.dictConfig(logging_config(level))
