@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -228,6 +229,8 @@ def run_dev(*, data_dir: Path, host: str, port: int) -> None:
     def remember(sig: int, frame: FrameType | None) -> None:
         received.append(sig)
 
+    # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR that only warns.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     with contextlib.ExitStack() as stack:
         stack.callback(stop_embedded_redis)
         _prepare_environment(data_dir, stack)
