@@ -12,8 +12,10 @@ import httpx
 from fastapi import Body, FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
 from app.auth import Context, team_from_environment_path
+from app.db import DbSession
 from app.keys import hash_key
 from app.main import create_app
 from app.routers.actions import Action
@@ -170,6 +172,11 @@ async def extended_app(settings: Settings) -> AsyncIterator[FastAPI]:
     @app.get("/test-only/crash")
     async def crash() -> None:
         raise RuntimeError(CRASH_MESSAGE)
+
+    @app.get("/test-only/store")
+    async def store(value: str, session: DbSession) -> None:
+        # Hands the input to PostgreSQL unchecked, as a route missing a validator would.
+        await session.execute(text("SELECT CAST(:v AS text)"), {"v": value})
 
     async with app.router.lifespan_context(app):
         yield app

@@ -234,3 +234,13 @@ async def test_unhandled_exception_is_a_generic_500(settings: Settings):
     text = r.text + json.dumps(dict(r.headers))
     for leak in (CRASH_MESSAGE, "hunter2", "Traceback", "RuntimeError", "test_only", ".py"):
         assert leak not in text
+
+
+async def test_value_the_database_cannot_store_is_400_not_500(settings: Settings):
+    # The backstop for routes without their own check: SQLSTATE class 22 -> 400.
+    async with extended_app(settings) as ext, client_for(ext) as c:
+        r = await c.get("/test-only/store", params={"value": "a\x00b"})
+        assert_error(r, 400, "invalid_input")
+        assert r.json()["type"] == "validation_error"
+        assert "0x00" not in r.text and "SELECT" not in r.text
+        assert (await c.get("/test-only/store", params={"value": "ok"})).status_code == 200
