@@ -48,11 +48,12 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 orgs_cli = typer.Typer(help="Organizations.", no_args_is_help=True)
-projects_cli = typer.Typer(help="Projects (each comes with its primary environment).")
+projects_cli = typer.Typer(
+    help="Projects (each comes with its primary environment).", no_args_is_help=True
+)
 environments_cli = typer.Typer(help="Environments (teams) of a project.", no_args_is_help=True)
 users_cli = typer.Typer(help="Users and their organization membership.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Personal API keys.", no_args_is_help=True)
-projects_cli.info.no_args_is_help = True
 cli.add_typer(orgs_cli, name="orgs")
 cli.add_typer(projects_cli, name="projects")
 cli.add_typer(environments_cli, name="environments")
