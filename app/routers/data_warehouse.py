@@ -4,10 +4,15 @@
 `/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
 factory takes that resolver and registers every action with and without the trailing slash.
 
+Access checks come before body validation (API.md §3), even for a body that is not JSON:
+FastAPI decodes JSON before it runs dependencies, so `ActionRoute` decodes it first, marks a
+malformed body, and the guard answers `parse_error` only after the access checks passed.
+
 No `from __future__ import annotations` here: the guard's `Depends(resolve_team)` annotation
 closes over a local and must be evaluated when the function is defined.
 """
 
+import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
@@ -21,7 +26,7 @@ from app.auth import (
     check_org_admin,
     check_scopes,
 )
-from app.errors import APIError, error_response
+from app.errors import APIError, ParseError, error_response
 from app.routers import membership_actions, warehouse_actions
 from app.routers.actions import Action
 
@@ -44,6 +49,8 @@ def _access_guard(
         check_key_restrictions(ctx)
         check_scopes(ctx, tuple(action.scopes))
         check_org_admin(ctx, action.admin_verb)
+        if getattr(request.state, "malformed_body", False):
+            raise ParseError()
         request.state.context = ctx
         if mutating:
             request.state.idempotency_claim = await idempotency.claim(
@@ -54,13 +61,34 @@ def _access_guard(
     return guard
 
 
+class _MalformedBody:
+    """Stands in for a body that is not JSON until the access checks have run."""
+
+
+async def _decode_json_body(request: Request) -> None:
+    """Decode the JSON body ahead of FastAPI; a malformed one is marked, not raised."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+    if raw and "json" in content_type.lower():
+        try:
+            request._json = json.loads(raw)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            request._json = _MalformedBody()
+            request.state.malformed_body = True
+
+
 class ActionRoute(APIRoute):
-    """Stores (or releases) the Idempotency-Key claim the guard took, around the handler."""
+    """Decodes the body before the access checks run; stores (or releases) the
+    Idempotency-Key claim the guard took, around the handler."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        inner = super().get_route_handler()
         if not (self.methods or set()) & {"POST", "DELETE"}:
-            return handler
+            return inner
+
+        async def handler(request: Request) -> Response:
+            await _decode_json_body(request)
+            return await inner(request)
 
         async def idempotent_handler(request: Request) -> Response:
             try:
