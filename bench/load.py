@@ -126,9 +126,7 @@ async def seed(base: str, env: dict[str, str]) -> dict[str, str]:
             headers=auth,
         )
         r.raise_for_status()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "app.worker"], env=env, cwd=ROOT
-        )
+        worker = subprocess.Popen([sys.executable, "-m", "app.worker"], env=env, cwd=ROOT)
         try:
             for _ in range(300):
                 status = (
