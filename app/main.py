@@ -122,7 +122,10 @@ def _build_openapi(app: FastAPI) -> dict[str, Any]:
                 op["security"] = [{"PersonalAPIKey": []}]
             # FastAPI documents a 422 for every validated input; we answer those as 400.
             responses = op.setdefault("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
+            # Public actions declare their own errors (app/routers/actions.py); elsewhere any
+            # validated input can be refused with a 400.
+            validated = responses.pop("422", None) is not None
+            if validated and not path.startswith("/api/") and "400" not in responses:
                 responses["400"] = {
                     "description": "Invalid input",
                     "content": {
