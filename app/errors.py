@@ -188,7 +188,10 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             err = MethodNotAllowed(f'Method "{request.method}" not allowed.')
         elif exc.status_code == 400:
-            err = ParseError() if "JSON" in str(exc.detail) else ValidationFailed(str(exc.detail))
+            # FastAPI: "JSON decode error" / "There was an error parsing the body" (not UTF-8)
+            detail = str(exc.detail)
+            is_parse = "JSON" in detail or "parsing the body" in detail
+            err = ParseError() if is_parse else ValidationFailed(detail)
         else:
             err = APIError(str(exc.detail))
             err.code = "error"
@@ -204,6 +207,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
 
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _is_data_error(exc):
+            # SQLSTATE class 22: a value the database cannot store (a NUL character, a number
+            # out of range...). It came from the request, so it is the caller's 400.
+            detail = (
+                "The input contains a value that cannot be stored (for example a NUL character)."
+            )
+            return error_response(400, ValidationFailed(detail).body())
+        return await _unhandled(request, exc)
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id(request)
@@ -213,6 +227,13 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error", extra={"request_id": rid})
         body = APIError(f"A server error occurred. Request id: {rid}.").body()
         return error_response(500, body, {"X-Request-ID": rid})
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    import asyncpg
+
+    cause = getattr(exc.orig, "__cause__", None) or exc.orig
+    return isinstance(cause, asyncpg.exceptions.DataError)
 
 
 def _is_connection_failure(exc: BaseException) -> bool:

@@ -16,9 +16,12 @@ from app.auth import team_from_environment_path, team_from_project_path
 from app.db import build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
-from app.routers import health, internal_identity, internal_pipelines
+from app.ratelimit import RateLimiter
+from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
+from app.warehouse import build_secret_box, build_warehouse_backend
+from app.warehouse.safety import ClusterAuthGuard
 
 DESCRIPTION = """
 Managed data warehouses for every organization, and the health of the pipelines that feed
@@ -42,9 +45,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = build_sessionmaker(engine)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
+    app.state.rate_limiter = RateLimiter(
+        redis, per_minute=settings.rate_limit_per_minute, prefix=settings.queue_name
+    )
+    backend = build_warehouse_backend(settings, pool_max_size=5)
+    app.state.warehouse_backend = backend
+    app.state.secret_box = build_secret_box(settings)
+    app.state.readiness_problem = await ClusterAuthGuard(backend, settings).problem_at_startup()
     try:
         yield
     finally:
+        await backend.close()
         await redis.aclose()
         await engine.dispose()
 
@@ -72,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prefix="/api/projects/{project_id}/data_warehouse",
     )
     app.include_router(internal_identity.router)
+    app.include_router(internal_warehouse.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
 
@@ -110,7 +122,17 @@ def _build_openapi(app: FastAPI) -> dict[str, Any]:
             elif path.startswith("/api/"):
                 op["security"] = [{"PersonalAPIKey": []}]
             # FastAPI documents a 422 for every validated input; we answer those as 400.
-            op.get("responses", {}).pop("422", None)
+            responses = op.setdefault("responses", {})
+            # Public actions declare their own errors (app/routers/actions.py); elsewhere any
+            # validated input can be refused with a 400.
+            validated = responses.pop("422", None) is not None
+            if validated and not path.startswith("/api/") and "400" not in responses:
+                responses["400"] = {
+                    "description": "Invalid input",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
     for name in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(name, None)
     return schema

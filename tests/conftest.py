@@ -31,10 +31,36 @@ from fastapi import FastAPI
 from app.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
 from app.main import create_app
 from app.settings import Settings, to_plain_dsn
+from tests import status_recorder
+
+# Warehouse set-up helpers (fixture `warehouses`); see tests/warehouse_fixtures.py.
+pytest_plugins = ["tests.warehouse_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "test-internal-token-" + uuid.uuid4().hex
 RUN_ID = uuid.uuid4().hex[:10]
+STATUS_FILE = os.path.join(tempfile.gettempdir(), f"wh-statuses-{RUN_ID}.txt")
+os.environ["STATUS_RECORD_FILE"] = STATUS_FILE
+
+
+def make_app(settings: Settings) -> FastAPI:
+    """The production app, with the test suite's status recorder around it."""
+    application = create_app(settings)
+    status_recorder.install(application)
+    return application
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    observed = status_recorder.OBSERVED | status_recorder.load_file(STATUS_FILE)
+    if os.path.exists(STATUS_FILE):
+        os.unlink(STATUS_FILE)
+    if os.environ.get("REQUIRE_DOCUMENTED_STATUSES") != "1" or exitstatus != 0:
+        return
+    missing = sorted(status_recorder.documented(create_app(Settings(_env_file=None))) - observed)
+    if missing:
+        lines = "\n".join(f"  {op}: {status}" for op, status in missing)
+        print(f"\nDocumented responses that no test produced ({len(missing)}):\n{lines}")
+        session.exitstatus = 1
 
 
 def _server_dsn() -> str:
@@ -118,7 +144,7 @@ def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> 
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+    application = make_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -233,3 +259,15 @@ async def tenant(client: httpx.AsyncClient) -> Tenant:
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> Tenant:
     return await create_tenant(client)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess (uvicorn, worker, CLI) needs to act on the test databases."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DATABASE_"))}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    return env

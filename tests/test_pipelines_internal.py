@@ -115,6 +115,9 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         ({**job, "rows_synced": -1}, "rows_synced"),
         ({**job, "rows_synced": 2**64}, "rows_synced"),
         ({**job, "surprise": 1}, "surprise"),
+        ({**job, "billable": 0}, "billable"),  # strict: 0 is not false
+        ({**job, "rows_synced": "5"}, "rows_synced"),
+        ({**job, "created_at": 1_700_000_000}, "created_at"),
         ({k: v for k, v in job.items() if k != "billable"}, "billable"),
     ]
     for body, attr in cases:
@@ -126,6 +129,12 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
     r = await client.put(
         f"{p.base}/functions/{uuid.uuid4()}",
         json={"name": "x", "type": "destination", "state": 7, "enabled": True},
+        headers=INTERNAL_HEADERS,
+    )
+    assert (r.status_code, r.json()["attr"]) == (400, "state")
+    r = await client.put(
+        f"{p.base}/functions/{uuid.uuid4()}",
+        json={"name": "x", "type": "destination", "state": False, "enabled": True},
         headers=INTERNAL_HEADERS,
     )
     assert (r.status_code, r.json()["attr"]) == (400, "state")
@@ -148,12 +157,24 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
     assert (r.status_code, r.json()["attr"]) == (400, "dataset")
     r = await client.put(f"{p.base}/sources/not-a-uuid", json={}, headers=INTERNAL_HEADERS)
     assert r.status_code == 400
+    for team in (str(2**70), "0", "-1", "abc"):  # names no environment
+        r = await client.put(
+            f"/internal/environments/{team}/sources/{uuid.uuid4()}",
+            json={"source_type": "Stripe", "status": "Completed"},
+            headers=INTERNAL_HEADERS,
+        )
+        assert r.status_code == 404, team
     r = await client.put(
-        f"/internal/environments/{2**70}/sources/{uuid.uuid4()}",
-        json={"source_type": "Stripe", "status": "Completed"},
+        f"/internal/organizations/{tenant.org_id}/billing",
+        json={
+            "period_start": 1_700_000_000,  # Unix time is not ISO-8601
+            "period_end": "2026-12-01T00:00:00Z",
+            "interval": "month",
+            "tracked_rows": 0,
+        },
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "team_id")
+    assert (r.status_code, r.json()["attr"]) == (400, "period_start")
 
 
 async def test_unknown_parents_are_404(client, tenant: Tenant, other_tenant: Tenant):

@@ -1,6 +1,8 @@
 """ORM models. Import every model module here so Alembic and relationships see all tables."""
 
+from app.models.audit import AuditLog
 from app.models.base import Base
+from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
     MembershipLevel,
     Organization,
@@ -28,6 +30,7 @@ from app.models.pipelines import (
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 
 __all__ = [
+    "AuditLog",
     "BackfillPartition",
     "Base",
     "BatchExport",
@@ -37,6 +40,7 @@ __all__ = [
     "ExternalDataJob",
     "ExternalDataSchema",
     "ExternalDataSource",
+    "IdempotencyKey",
     "ManagedWarehouse",
     "MembershipLevel",
     "ModelingJob",

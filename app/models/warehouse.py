@@ -11,13 +11,14 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAtMixin
@@ -61,6 +62,10 @@ class ManagedWarehouse(CreatedAtMixin, Base):
     generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Names (database + role) of earlier failed attempts still to be removed from the cluster.
+    stale_names: Mapped[list[str]] = mapped_column(
+        ARRAY(String(63)), nullable=False, server_default="{}"
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
@@ -82,3 +87,14 @@ class WarehouseTeamMembership(CreatedAtMixin, Base):
     schema_name: Mapped[str | None] = mapped_column(String(63))
     backfill_enabled: Mapped[bool] = mapped_column(nullable=False, server_default="true")
     tables_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# One name per organization across both layouts: a table suffix and a schema name share the
+# namespace (API.md §4.2), so two environments can never be handed the same name, even when
+# their requests race.
+Index(
+    "uq_warehouse_team_memberships_organization_id_name",
+    WarehouseTeamMembership.organization_id,
+    func.coalesce(WarehouseTeamMembership.schema_name, WarehouseTeamMembership.table_suffix),
+    unique=True,
+)

@@ -38,6 +38,25 @@ class Action:
     exclude_none: bool = False
     errors: tuple[int, ...] = field(default=())
 
+    def openapi_extra(self) -> dict[str, Any] | None:
+        if self.method not in ("POST", "DELETE"):
+            return None
+        return {
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": (
+                        "Replays the first response for 24 h when the same request is retried "
+                        "with the same key; another body with the same key answers 409."
+                    ),
+                }
+            ]
+        }
+
     def responses(self) -> dict[int | str, dict[str, Any]]:
-        statuses = sorted({401, 403, 404, 429, *self.errors})
+        mutating = {400, 409} if self.method in ("POST", "DELETE") else set()
+        statuses = sorted({401, 403, 404, 429, *mutating, *self.errors})
         return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}

@@ -11,7 +11,7 @@ from sqlalchemy import RowMapping
 
 from app.auth import InternalCaller
 from app.db import DbSession
-from app.errors import ErrorBody
+from app.errors import ErrorBody, NotFound
 from app.schemas.pipeline_records import (
     BackfillPartitionOut,
     BackfillPartitionPut,
@@ -45,7 +45,16 @@ def _out(model: type[OutT], row: RowMapping) -> OutT:
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
 
-TeamId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Environment (team) id.")]
+# A string, parsed here: an id that is not a positive 64-bit integer names no environment (404).
+TeamId = Annotated[str, Path(description="Environment (team) id.")]
+
+
+def _team(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) < 2**63:
+        raise NotFound("Environment not found.")
+    return int(raw)
+
+
 ENV = "/environments/{team_id}"
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid body or path"},
@@ -60,7 +69,7 @@ async def put_source(
     team_id: TeamId, source_id: uuid.UUID, body: SourcePut, session: DbSession
 ) -> SourceOut:
     return _out(
-        SourceOut, await PipelineRecordService(session).put_source(team_id, source_id, body)
+        SourceOut, await PipelineRecordService(session).put_source(_team(team_id), source_id, body)
     )
 
 
@@ -78,7 +87,7 @@ async def put_schema(
 ) -> SchemaOut:
     return _out(
         SchemaOut,
-        await PipelineRecordService(session).put_schema(team_id, source_id, schema_id, body),
+        await PipelineRecordService(session).put_schema(_team(team_id), source_id, schema_id, body),
     )
 
 
@@ -87,7 +96,8 @@ async def put_import_job(
     team_id: TeamId, job_id: uuid.UUID, body: ImportJobPut, session: DbSession
 ) -> ImportJobOut:
     return _out(
-        ImportJobOut, await PipelineRecordService(session).put_import_job(team_id, job_id, body)
+        ImportJobOut,
+        await PipelineRecordService(session).put_import_job(_team(team_id), job_id, body),
     )
 
 
@@ -96,7 +106,8 @@ async def put_saved_query(
     team_id: TeamId, query_id: uuid.UUID, body: SavedQueryPut, session: DbSession
 ) -> SavedQueryOut:
     return _out(
-        SavedQueryOut, await PipelineRecordService(session).put_saved_query(team_id, query_id, body)
+        SavedQueryOut,
+        await PipelineRecordService(session).put_saved_query(_team(team_id), query_id, body),
     )
 
 
@@ -105,7 +116,8 @@ async def put_modeling_job(
     team_id: TeamId, job_id: uuid.UUID, body: ModelingJobPut, session: DbSession
 ) -> ModelingJobOut:
     return _out(
-        ModelingJobOut, await PipelineRecordService(session).put_modeling_job(team_id, job_id, body)
+        ModelingJobOut,
+        await PipelineRecordService(session).put_modeling_job(_team(team_id), job_id, body),
     )
 
 
@@ -117,7 +129,7 @@ async def put_batch_export(
 ) -> BatchExportOut:
     return _out(
         BatchExportOut,
-        await PipelineRecordService(session).put_batch_export(team_id, export_id, body),
+        await PipelineRecordService(session).put_batch_export(_team(team_id), export_id, body),
     )
 
 
@@ -135,7 +147,9 @@ async def put_batch_export_run(
 ) -> BatchExportRunOut:
     return _out(
         BatchExportRunOut,
-        await PipelineRecordService(session).put_batch_export_run(team_id, export_id, run_id, body),
+        await PipelineRecordService(session).put_batch_export_run(
+            _team(team_id), export_id, run_id, body
+        ),
     )
 
 
@@ -144,7 +158,8 @@ async def put_function(
     team_id: TeamId, function_id: uuid.UUID, body: FunctionPut, session: DbSession
 ) -> FunctionOut:
     return _out(
-        FunctionOut, await PipelineRecordService(session).put_function(team_id, function_id, body)
+        FunctionOut,
+        await PipelineRecordService(session).put_function(_team(team_id), function_id, body),
     )
 
 
@@ -168,6 +183,6 @@ async def put_backfill_partition(
     return _out(
         BackfillPartitionOut,
         await PipelineRecordService(session).put_backfill_partition(
-            team_id, dataset, partition_key, body
+            _team(team_id), dataset, partition_key, body
         ),
     )

@@ -6,7 +6,14 @@ import uuid
 import zoneinfo
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.scopes import SCOPE_PATTERN
 
@@ -33,6 +40,14 @@ ScopeStr = Annotated[str, StringConstraints(max_length=80), AfterValidator(_chec
 
 class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: object) -> object:
+        # PostgreSQL text cannot hold U+0000; refuse it here, naming the field.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
 
 class OrganizationCreate(StrictBody):

@@ -13,6 +13,8 @@ from app.errors import ValidationFailed
 WAREHOUSE_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 RESERVED_DATABASE_NAMES = frozenset({"postgres", "template0", "template1"})
+# PostgreSQL refuses to create `pg_*` schemas; `public` already holds the table-suffix layout.
+RESERVED_SCHEMA_NAMES = frozenset({"public", "information_schema"})
 
 WAREHOUSE_SHAPE_MESSAGE = (
     "Warehouse name must be a DNS label: lowercase letters, numbers, and hyphens, starting with "
@@ -37,9 +39,11 @@ def reserved_reason(name: str) -> str | None:
     return None
 
 
-def _validate_identifier(name: str | None, *, attr: str, label: str, max_len: int) -> str:
+def _validate_identifier(
+    name: str | None, *, field: str, attr: str, label: str, max_len: int
+) -> str:
     if name is None or name == "":
-        raise ValidationFailed(f"{attr} is required", attr=attr, code="required")
+        raise ValidationFailed(f"{field} is required", attr=attr, code="required")
     if len(name) > max_len:
         raise ValidationFailed(f"{label} must be at most {max_len} characters", attr=attr)
     if not IDENTIFIER_RE.fullmatch(name):
@@ -51,9 +55,18 @@ def _validate_identifier(name: str | None, *, attr: str, label: str, max_len: in
     return name
 
 
-def validate_table_name(name: str | None) -> str:
-    return _validate_identifier(name, attr="table_name", label="Table name", max_len=55)
+def validate_table_name(name: str | None, *, attr: str = "table_name") -> str:
+    return _validate_identifier(name, field="table_name", attr=attr, label="Table name", max_len=55)
 
 
-def validate_schema_name(name: str | None) -> str:
-    return _validate_identifier(name, attr="schema_name", label="Schema name", max_len=63)
+def validate_schema_name(name: str | None, *, attr: str = "schema_name") -> str:
+    return _validate_identifier(
+        name, field="schema_name", attr=attr, label="Schema name", max_len=63
+    )
+
+
+def reserved_schema_reason(name: str) -> str | None:
+    """Why the warehouse database itself reserves `name` as a schema, or None."""
+    if name in RESERVED_SCHEMA_NAMES or name.startswith("pg_"):
+        return f"The schema name '{name}' is reserved by the warehouse"
+    return None

@@ -1,0 +1,39 @@
+"""Internal service-to-service API, warehouse data part (API.md §6 `warehouse/rows`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from app.auth import InternalCaller
+from app.db import DbSession
+from app.errors import ErrorBody
+from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
+from app.services.warehouse_rows import WarehouseRowsService
+
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+
+
+@router.post(
+    "/environments/{team_id}/warehouse/rows",
+    response_model=WarehouseRowsOut,
+    responses={
+        400: {"model": ErrorBody, "description": "Invalid rows (attr names the first one)"},
+        401: {"model": ErrorBody},
+        404: {"model": ErrorBody, "description": "Unknown environment"},
+        409: {
+            "model": ErrorBody,
+            "description": "No backfill/onboarding yet, or the warehouse is not ready",
+        },
+    },
+)
+async def append_warehouse_rows(
+    team_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Environment (team) id.")],
+    body: WarehouseRowsIn,
+    session: DbSession,
+    request: Request,
+) -> WarehouseRowsOut:
+    service = WarehouseRowsService(session, request.app.state.settings)
+    inserted = await service.append(team_id, body.table, body.rows)
+    return WarehouseRowsOut(inserted=inserted)

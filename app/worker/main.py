@@ -1,0 +1,167 @@
+"""Building and running the arq worker.
+
+`run_worker(settings, burst=False)` blocks until the worker stops (SIGINT/SIGTERM, or an empty
+queue in burst mode). Resources (engine, sessionmaker, warehouse backend) are built in
+`on_startup` and disposed in `on_shutdown`; arq builds the Redis pool from `settings.redis_url`.
+A long-running worker reconciles with an arq cron job every `reconcile_interval_seconds`; a burst
+worker reconciles at start-up and then on a timer (a cron job would keep the queue non-empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from arq import Retry, cron
+from arq.connections import RedisSettings
+from arq.worker import Function, Worker, func
+
+from app.db import build_engine, build_sessionmaker
+from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.settings import Settings
+from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
+from app.warehouse.safety import ClusterAuthGuard
+from app.worker.machine import WarehouseMachine
+from app.worker.reconcile import Reconciler
+
+logger = logging.getLogger(__name__)
+
+JOB_TIMEOUT_SECONDS = 120
+# arq marks a job "in progress" for the longest job timeout + 10 s.
+IN_PROGRESS_TIMEOUT_SECONDS = JOB_TIMEOUT_SECONDS + 10
+MAX_JOBS = 20
+POLL_DELAY_SECONDS = 0.1
+UNLIMITED_TRIES = 1_000_000
+
+
+async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
+    machine: WarehouseMachine = ctx["machine"]
+    try:
+        outcome = await machine.advance(uuid.UUID(warehouse_id), generation)
+    except Exception as exc:
+        # The service database or Redis hiccuped between steps: try again later.
+        logger.warning(
+            "warehouse job interrupted",
+            extra={"warehouse_id": warehouse_id, "error_class": type(exc).__name__},
+        )
+        raise Retry(defer=machine.backoff(ctx.get("job_try", 1))) from exc
+    if outcome.retry_in is not None:
+        raise Retry(defer=outcome.retry_in)
+    return outcome.result
+
+
+async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
+    reconciler: Reconciler = ctx["reconciler"]
+    return await reconciler.run_once()
+
+
+async def _periodic_reconcile(reconciler: Reconciler, interval: float) -> None:
+    while True:
+        try:
+            await reconciler.run_once()
+        except Exception as exc:
+            logger.warning("reconcile failed", extra={"error_class": type(exc).__name__})
+        await asyncio.sleep(interval)
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
+    sessionmaker = build_sessionmaker(engine)
+    backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
+    guard = ClusterAuthGuard(backend, settings)
+    await guard.problem_at_startup()
+    ctx["engine"] = engine
+    ctx["backend"] = backend
+    ctx["machine"] = WarehouseMachine(
+        engine=engine,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        backend=backend,
+        storage=build_storage(settings),
+        secrets=build_secret_box(settings),
+        guard=guard,
+    )
+    reconciler = Reconciler(
+        sessionmaker,
+        ctx["redis"],
+        queue_name=settings.queue_name,
+        in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
+    )
+    ctx["reconciler"] = reconciler
+    if ctx.get("burst"):
+        ctx["reconcile_task"] = asyncio.create_task(
+            _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
+        )
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.pop("reconcile_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if "backend" in ctx:
+        await ctx.pop("backend").close()
+    if "engine" in ctx:
+        await ctx.pop("engine").dispose()
+
+
+def _cron_schedule(interval: int) -> dict[str, Any]:
+    if interval < 60:
+        return {"second": set(range(0, 60, interval))}
+    return {"second": {0}, "minute": set(range(0, 60, max(1, interval // 60)))}
+
+
+def build_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:
+    functions: list[Function] = [
+        func(
+            advance_warehouse,
+            name=ADVANCE_WAREHOUSE,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=JOB_TIMEOUT_SECONDS,
+        )
+    ]
+    cron_jobs = []
+    if not burst:
+        cron_jobs.append(
+            cron(
+                reconcile_warehouses,
+                name=RECONCILE_WAREHOUSES,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.reconcile_interval_seconds),
+            )
+        )
+    return Worker(
+        functions=functions,
+        cron_jobs=cron_jobs,
+        queue_name=settings.queue_name,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        burst=burst,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        handle_signals=handle_signals,
+        max_jobs=MAX_JOBS,
+        job_timeout=JOB_TIMEOUT_SECONDS,
+        keep_result=0,
+        poll_delay=POLL_DELAY_SECONDS,
+        max_tries=UNLIMITED_TRIES,
+        ctx={"settings": settings, "burst": burst},
+    )
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Run the worker until it is stopped (or, with `burst`, until the queue is empty)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        build_worker(settings, burst=burst).run()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

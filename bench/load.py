@@ -1,0 +1,299 @@
+"""Load benchmark: the service against the framework's limit, in one run (issue 5).
+
+    .venv/bin/python bench/load.py [--duration 10] [--concurrency 16,64]
+
+Starts, on this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL), a scratch
+service database, a password-checking warehouse cluster, the service with 2 uvicorn workers and
+a bare ASGI app (bench/bare_app.py: one asyncpg SELECT from a pool) under the same uvicorn
+settings. Seeds a tenant with a ready warehouse (provisioned through the API by a real worker)
+and a few thousand pipeline jobs, then drives authenticated GET `warehouse_status`,
+`running_activity` and `job_stats` and the bare endpoint at fixed concurrency for a fixed time
+with wrk (`apt-get install wrk`). Prints req/s, p50, p99, non-2xx counts and service/limit
+ratios; writes bench/results/load-<time>.json. Everything it starts, it stops; the scratch
+database is dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.embedded import PasswordCheckingCluster, free_port  # noqa: E402
+from app.settings import to_plain_dsn  # noqa: E402
+
+SERVER_DSN = to_plain_dsn(
+    os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+TOKEN = "bench-internal-" + uuid.uuid4().hex
+
+
+def _db(dsn: str, name: str) -> str:
+    head, _, _ = dsn.partition("?")[0].rpartition("/")
+    return f"{head}/{name}"
+
+
+@contextlib.contextmanager
+def uvicorn(target: str, env: dict[str, str], *, factory: bool, workers: int = 2) -> Iterator[str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    if factory:
+        cmd.append("--factory")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(base + "/healthz", timeout=1).status_code < 500:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{target} did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def wrk(url: str, *, concurrency: int, duration: int, headers: dict[str, str]) -> dict[str, float]:
+    cmd = ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    for name, value in headers.items():
+        cmd += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _latency(out, "50%"),
+        "p99_ms": _latency(out, "99%"),
+        "non_2xx": float(m.group(1))
+        if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out))
+        else 0,
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+    }
+
+
+def _latency(out: str, pct: str) -> float:
+    m = re.search(rf"{re.escape(pct)}\s+([\d.]+)(us|ms|s)\b", out)
+    if m is None:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+async def seed(base: str, env: dict[str, str]) -> dict[str, str]:
+    internal = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=base, headers=internal, timeout=30) as c:
+        org = (await c.post("/internal/organizations", json={"name": "Bench"})).json()
+        project = (
+            await c.post("/internal/projects", json={"organization_id": org["id"], "name": "Bench"})
+        ).json()
+        env_id = project["environment_id"]
+        user = (
+            await c.post(
+                "/internal/users",
+                json={"email": "bench@example.com", "organization_id": org["id"], "level": 15},
+            )
+        ).json()
+        key = (
+            await c.post(
+                "/internal/personal_api_keys", json={"user_id": user["id"], "scopes": ["*"]}
+            )
+        ).json()["key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        r = await c.post(
+            f"/api/environments/{env_id}/data_warehouse/provision/",
+            json={"database_name": "bench-" + uuid.uuid4().hex[:8], "table_name": "bench"},
+            headers=auth,
+        )
+        r.raise_for_status()
+        worker = subprocess.Popen([sys.executable, "-m", "app.worker"], env=env, cwd=ROOT)
+        try:
+            for _ in range(300):
+                status = (
+                    await c.get(
+                        f"/api/environments/{env_id}/data_warehouse/warehouse_status/", headers=auth
+                    )
+                ).json()
+                if status["state"] in ("ready", "failed"):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
+        if status["state"] != "ready":
+            raise RuntimeError(f"warehouse did not become ready: {status}")
+        await _seed_jobs(c, env_id)
+    return {"env_id": str(env_id), "key": key}
+
+
+async def _seed_jobs(c: httpx.AsyncClient, env_id: int) -> None:
+    source_id, schema_id, query_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    base = f"/internal/environments/{env_id}"
+    (
+        await c.put(
+            f"{base}/sources/{source_id}", json={"source_type": "Stripe", "status": "Running"}
+        )
+    ).raise_for_status()
+    (
+        await c.put(
+            f"{base}/sources/{source_id}/schemas/{schema_id}",
+            json={"name": "charges", "status": "Completed", "should_sync": True},
+        )
+    ).raise_for_status()
+    (
+        await c.put(
+            f"{base}/saved_queries/{query_id}", json={"name": "mv", "is_materialized": True}
+        )
+    ).raise_for_status()
+    now = datetime.now(UTC)
+    statuses = ["Completed", "Completed", "Completed", "Failed", "Running"]
+    sem = asyncio.Semaphore(16)
+
+    async def put(path: str, body: dict[str, object]) -> None:
+        async with sem:
+            (await c.put(path, json=body)).raise_for_status()
+
+    tasks = []
+    for i in range(2000):
+        created = (now - timedelta(minutes=7 * i)).isoformat()
+        tasks.append(
+            put(
+                f"{base}/import_jobs/{uuid.uuid4()}",
+                {
+                    "schema_id": str(schema_id),
+                    "status": statuses[i % 5],
+                    "rows_synced": i,
+                    "billable": True,
+                    "created_at": created,
+                },
+            )
+        )
+        if i % 4 == 0:
+            tasks.append(
+                put(
+                    f"{base}/modeling_jobs/{uuid.uuid4()}",
+                    {
+                        "saved_query_id": str(query_id),
+                        "status": statuses[i % 5],
+                        "rows_materialized": i,
+                        "created_at": created,
+                    },
+                )
+            )
+    await asyncio.gather(*tasks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--concurrency", default="16,64")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/load.py needs wrk: apt-get install wrk")
+    levels = [int(x) for x in args.concurrency.split(",")]
+
+    dbname = "wh_bench_" + uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+    asyncio.run(_admin(f'CREATE DATABASE "{dbname}"'))
+    cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    database_url = _db(SERVER_DSN, dbname)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "QUEUE_NAME": f"arq:warehouse:bench:{dbname}",
+        "SECRET_KEY": uuid.uuid4().hex,
+        "INTERNAL_API_TOKEN": TOKEN,
+        "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
+        "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
+        "STORAGE_ROOT": str(tmp / "storage"),
+        "RATE_LIMIT_PER_MINUTE": "1000000000",  # the limiter runs, but never throttles
+        "ENVIRONMENT": "test",
+    }
+    results: dict[str, dict[str, float]] = {}
+    try:
+        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
+        with uvicorn("app.main:create_app", env, factory=True) as base:
+            ids = asyncio.run(seed(base, env))
+            headers = {"Authorization": f"Bearer {ids['key']}"}
+            prefix = f"{base}/api/environments/{ids['env_id']}/data_warehouse"
+            targets = {
+                "warehouse_status": f"{prefix}/warehouse_status/",
+                "running_activity": f"{prefix}/running_activity/",
+                "job_stats": f"{prefix}/job_stats/?days=7",
+            }
+            for level in levels:
+                for name, url in targets.items():
+                    wrk(url, concurrency=level, duration=2, headers=headers)  # warm-up
+                    results[f"{name}@{level}"] = wrk(
+                        url, concurrency=level, duration=args.duration, headers=headers
+                    )
+        bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
+        with uvicorn("bench.bare_app:app", bare_env, factory=False) as bare:
+            for level in levels:
+                wrk(bare + "/", concurrency=level, duration=2, headers={})
+                results[f"bare@{level}"] = wrk(
+                    bare + "/", concurrency=level, duration=args.duration, headers={}
+                )
+    finally:
+        cluster.stop("immediate")
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        shutil.rmtree(tmp, ignore_errors=True)
+    _report(results, levels)
+
+
+def _report(results: dict[str, dict[str, float]], levels: list[int]) -> None:
+    print(
+        f"\n{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'vs bare':>10}"
+    )
+    for key, r in results.items():
+        name, level = key.split("@")
+        bare = results.get(f"bare@{level}")
+        ratio = f"{r['rps'] / bare['rps']:.0%}" if bare and name != "bare" else ""
+        print(
+            f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['non_2xx']:>10.0f}{ratio:>10}"
+        )
+    for level in levels:
+        ws, bare = results.get(f"warehouse_status@{level}"), results.get(f"bare@{level}")
+        if ws and bare:
+            print(
+                f"warehouse_status@{level}: {ws['rps'] / bare['rps']:.0%} of bare req/s, "
+                f"p99 {ws['p99_ms'] / bare['p99_ms']:.2f}x bare p99"
+            )
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"load-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"results written to {path}")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(_db(SERVER_DSN, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()

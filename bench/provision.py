@@ -1,0 +1,189 @@
+"""Provisioning benchmark: provision -> ready latency, and 50 organizations at once.
+
+Starts everything it needs and removes it afterwards: a scratch service database on
+DATABASE_URL's server (migrated), a throwaway password-checking warehouse cluster, a storage
+directory, and ONE worker process (`python -m app.worker`). The API runs in-process; requests go
+through httpx's ASGI transport, so the numbers are the worker's, not the network's.
+
+    .venv/bin/python bench/provision.py [--runs 10] [--orgs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from alembic import command
+from alembic.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.embedded import PasswordCheckingCluster  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.settings import Settings, to_plain_dsn  # noqa: E402
+
+TOKEN = "bench-internal-" + uuid.uuid4().hex
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def with_db(dsn: str, name: str) -> str:
+    return dsn.rpartition("/")[0] + "/" + name
+
+
+async def new_tenant(c: httpx.AsyncClient) -> tuple[int, dict[str, str]]:
+    org = (await c.post("/internal/organizations", json={"name": "Bench"}, headers=HEADERS)).json()
+    project = (
+        await c.post(
+            "/internal/projects",
+            json={"organization_id": org["id"], "name": "p"},
+            headers=HEADERS,
+        )
+    ).json()
+    user = (
+        await c.post(
+            "/internal/users",
+            json={
+                "email": f"{uuid.uuid4().hex}@bench.test",
+                "organization_id": org["id"],
+                "level": 8,
+            },
+            headers=HEADERS,
+        )
+    ).json()
+    key = (
+        await c.post(
+            "/internal/personal_api_keys",
+            json={"user_id": user["id"], "scopes": ["*"]},
+            headers=HEADERS,
+        )
+    ).json()["key"]
+    return project["environment_id"], {"Authorization": f"Bearer {key}"}
+
+
+async def provision_and_wait(
+    c: httpx.AsyncClient, env: int, headers: dict[str, str], poll: float = 0.02
+) -> tuple[float, str]:
+    base = f"/api/environments/{env}/data_warehouse"
+    started = time.perf_counter()
+    r = await c.post(
+        f"{base}/provision/",
+        json={"database_name": f"b-{uuid.uuid4().hex[:12]}", "table_name": "main"},
+        headers=headers,
+    )
+    assert r.status_code == 202, r.text
+    while True:
+        state = (await c.get(f"{base}/warehouse_status/", headers=headers)).json()["state"]
+        if state in ("ready", "failed"):
+            return time.perf_counter() - started, state
+        if time.perf_counter() - started > 300:
+            return time.perf_counter() - started, state
+        await asyncio.sleep(poll)
+
+
+async def main(runs: int, orgs: int) -> None:
+    server = to_plain_dsn(
+        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    run_id = uuid.uuid4().hex[:8]
+    dbname = f"wh_bench_{run_id}"
+    admin = await asyncpg.connect(with_db(server, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{dbname}"')
+    tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+    cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    worker: asyncio.subprocess.Process | None = None
+    try:
+        cfg = Config(str(ROOT / "alembic.ini"))
+        cfg.attributes["database_url"] = with_db(server, dbname)
+        await asyncio.to_thread(command.upgrade, cfg, "heads")
+        settings = Settings(
+            environment="test",
+            database_url=with_db(server, dbname),
+            redis_url=redis_url,
+            queue_name=f"arq:warehouse:bench:{run_id}",
+            secret_key="bench-secret-" + run_id,  # type: ignore[arg-type]
+            internal_api_token=TOKEN,  # type: ignore[arg-type]
+            warehouse_admin_url=cluster.admin_dsn,
+            warehouse_public_port=cluster.port,
+            storage_root=str(tmp / "storage"),
+            rate_limit_per_minute=0,
+            reconcile_interval_seconds=5,
+            log_level="WARNING",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        env = {
+            **os.environ,
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": redis_url,
+            "QUEUE_NAME": settings.queue_name,
+            "SECRET_KEY": settings.secret_key.get_secret_value(),
+            "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
+            "STORAGE_ROOT": settings.storage_root,
+            "LOG_LEVEL": "WARNING",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.worker", cwd=str(ROOT), env=env
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+                await asyncio.sleep(2)  # let the worker start
+                latencies = []
+                for _ in range(runs):
+                    env_id, headers = await new_tenant(c)
+                    seconds, state = await provision_and_wait(c, env_id, headers)
+                    assert state == "ready", state
+                    latencies.append(seconds)
+                median = statistics.median(latencies)
+                print(
+                    f"provision -> ready, {runs} sequential runs: median {median:.3f} s, "
+                    f"min {min(latencies):.3f} s, max {max(latencies):.3f} s"
+                )
+                tenants = [await new_tenant(c) for _ in range(orgs)]
+                started = time.perf_counter()
+                results = await asyncio.gather(
+                    *(provision_and_wait(c, e, h, poll=0.25) for e, h in tenants)
+                )
+                total = time.perf_counter() - started
+                failed = sum(1 for _, s in results if s != "ready")
+                per = sorted(s for s, _ in results)
+                print(
+                    f"{orgs} orgs at once, one worker: all done in {total:.2f} s, "
+                    f"ready {orgs - failed}, failed {failed}, "
+                    f"median {statistics.median(per):.2f} s, slowest {per[-1]:.2f} s"
+                )
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(worker.wait(), 20)
+            except TimeoutError:
+                worker.kill()
+        cluster.stop("immediate")
+        shutil.rmtree(tmp, ignore_errors=True)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--orgs", type=int, default=50)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.orgs))

@@ -1,0 +1,72 @@
+"""The service database disappears for a moment: requests answer a clean 503, then recover.
+
+The service database here is a throwaway PostgreSQL instance of its own, so stopping it
+affects nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from app.embedded import PasswordCheckingCluster
+from app.settings import Settings
+from tests.conftest import create_tenant, make_app, migrate
+
+pytestmark = pytest.mark.fault
+
+
+@pytest.fixture
+async def own_database(
+    settings: Settings,
+) -> AsyncIterator[tuple[PasswordCheckingCluster, Settings]]:
+    tmp = Path(tempfile.mkdtemp(prefix="wh-svcdb-"))
+    cluster = PasswordCheckingCluster(tmp / "data").start()
+    conn = await asyncpg.connect(cluster.admin_dsn)
+    await conn.execute("CREATE DATABASE service")
+    await conn.close()
+    url = cluster.admin_dsn.rsplit("/", 1)[0] + "/service"
+    await asyncio.to_thread(migrate, url)
+    try:
+        yield cluster, settings.model_copy(update={"database_url": url})
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def test_outage_gives_503_then_recovers(own_database) -> None:
+    cluster, outage_settings = own_database
+    app = make_app(outage_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await create_tenant(client)
+            url = tenant.env_url("check-database-name") + "?name=acme"
+            assert (await client.get(url, headers=tenant.headers)).status_code == 200
+
+            cluster.stop("immediate")
+            down = await client.get(url, headers=tenant.headers)
+            assert down.status_code == 503, down.text
+            assert down.json() == {
+                "type": "server_error",
+                "code": "unavailable",
+                "detail": "The service is temporarily unavailable. Try again shortly.",
+                "attr": None,
+            }
+            assert down.headers["Retry-After"] == "1"
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["code"] == "unavailable"
+
+            cluster.start()
+            again = await client.get(url, headers=tenant.headers)
+            assert again.status_code == 200, again.text
+            assert again.json() == {"name": "acme", "available": True}
+            assert (await client.get("/readyz")).status_code == 200
