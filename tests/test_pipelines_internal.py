@@ -266,3 +266,115 @@ async def test_timestamps_keep_their_instant(client, tenant: Tenant):
     from datetime import datetime
 
     assert datetime.fromisoformat(out["created_at"]) == created
+
+
+def _record_routes(parents: dict[str, str]) -> dict[str, tuple[str, dict[str, object]]]:
+    """Each environment-scoped PUT: (path after the environment, a valid body)."""
+    ts = now().isoformat()
+    return {
+        "source": ("sources/{id}", {"source_type": "Stripe", "status": "Completed"}),
+        "schema": (
+            f"sources/{parents['source']}/schemas/{{id}}",
+            {"name": "t", "status": "Completed", "should_sync": True},
+        ),
+        "import_job": (
+            "import_jobs/{id}",
+            {
+                "schema_id": parents["schema"],
+                "status": "Completed",
+                "rows_synced": 1,
+                "billable": True,
+                "created_at": ts,
+            },
+        ),
+        "saved_query": ("saved_queries/{id}", {"name": "v", "is_materialized": True}),
+        "modeling_job": (
+            "modeling_jobs/{id}",
+            {
+                "saved_query_id": parents["query"],
+                "status": "Completed",
+                "rows_materialized": 1,
+                "created_at": ts,
+            },
+        ),
+        "batch_export": ("batch_exports/{id}", {"name": "e", "paused": False}),
+        "export_run": (
+            f"batch_exports/{parents['export']}/runs/{{id}}",
+            {"status": "Completed", "created_at": ts},
+        ),
+        "function": (
+            "functions/{id}",
+            {"name": "f", "type": "destination", "state": 1, "enabled": True},
+        ),
+    }
+
+
+async def _parents(p: Pipelines) -> dict[str, str]:
+    source = await p.source()
+    return {
+        "source": source,
+        "schema": await p.table(source),
+        "query": await p.saved_query(),
+        "export": await p.batch_export(),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "source",
+        "schema",
+        "import_job",
+        "saved_query",
+        "modeling_job",
+        "batch_export",
+        "export_run",
+        "function",
+    ],
+)
+async def test_every_record_put_answers_400_401_404_409(
+    client, tenant: Tenant, other_tenant: Tenant, kind
+):
+    mine, theirs = Pipelines(client, tenant.env_id), Pipelines(client, other_tenant.env_id)
+    my_route, body = _record_routes(await _parents(mine))[kind]
+    their_route, their_body = _record_routes(await _parents(theirs))[kind]
+    record_id = str(uuid.uuid4())
+    url = f"{mine.base}/{my_route.format(id=record_id)}"
+
+    r = await client.put(url, json=body)
+    assert r.status_code == 401
+    r = await client.put(url, json={}, headers=INTERNAL_HEADERS)
+    assert (r.status_code, r.json()["type"]) == (400, "validation_error")
+    r = await client.put(
+        f"/internal/environments/999999999/{my_route.format(id=record_id)}",
+        json=body,
+        headers=INTERNAL_HEADERS,
+    )
+    assert r.status_code == 404
+    # The same id already stored by another environment: never moved, never overwritten.
+    await theirs.put(f"{theirs.base}/{their_route.format(id=record_id)}", their_body)
+    r = await client.put(url, json=body, headers=INTERNAL_HEADERS)
+    assert (r.status_code, r.json()["code"]) == (409, "conflict")
+
+
+async def test_backfill_partition_and_billing_unknown_owner_is_404(client):
+    r = await client.put(
+        "/internal/environments/999999999/backfill_partitions/events/p1",
+        json={"state": "running"},
+        headers=INTERNAL_HEADERS,
+    )
+    assert r.status_code == 404
+    r = await client.put(
+        "/internal/environments/1/backfill_partitions/events/p1", json={"state": "running"}
+    )
+    assert r.status_code == 401
+    r = await client.put(
+        f"/internal/organizations/{uuid.uuid4()}/billing",
+        json={
+            "period_start": "2026-11-01T00:00:00Z",
+            "period_end": "2026-12-01T00:00:00Z",
+            "interval": "month",
+            "tracked_rows": 0,
+        },
+    )
+    assert r.status_code == 401

@@ -189,3 +189,12 @@ async def test_other_environments_source_is_404(client, tenant: Tenant, other_te
         headers=tenant.headers,
     )
     assert r.status_code == 404
+
+
+async def test_project_prefix_reads_the_primary_environment(client, tenant: Tenant):
+    sid = await Pipelines(client, tenant.env_id).source("Stripe")
+    r = await client.get(
+        tenant.project_url("managed-warehouse-source-schemas") + f"?source_id={sid}",
+        headers=tenant.headers,
+    )
+    assert (r.status_code, r.json()) == (200, {"schemas": []})

@@ -56,12 +56,17 @@ def _team(raw: str) -> int:
 
 
 ENV = "/environments/{team_id}"
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Invalid body or path"},
-    401: {"model": ErrorBody, "description": "Missing or wrong internal token"},
-    404: {"model": ErrorBody, "description": "Unknown environment, organization or parent"},
-    409: {"model": ErrorBody, "description": "The id belongs to another environment"},
+_DESCRIPTIONS = {
+    400: "Invalid body or path",
+    401: "Missing or wrong internal token",
+    404: "Unknown environment, organization or parent",
+    409: "The id belongs to another environment",
 }
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody, "description": d} for s, d in _DESCRIPTIONS.items()
+}
+# Keyed by (organization) or by (environment, dataset, key): nothing to clash with.
+NO_CONFLICT = {s: r for s, r in RESPONSES.items() if s != 409}
 
 
 @router.put(f"{ENV}/sources/{{source_id}}", response_model=SourceOut, responses=RESPONSES)
@@ -163,7 +168,7 @@ async def put_function(
     )
 
 
-@router.put("/organizations/{org_id}/billing", response_model=BillingOut, responses=RESPONSES)
+@router.put("/organizations/{org_id}/billing", response_model=BillingOut, responses=NO_CONFLICT)
 async def put_billing(org_id: uuid.UUID, body: BillingPut, session: DbSession) -> BillingOut:
     return _out(BillingOut, await PipelineRecordService(session).put_billing(org_id, body))
 
@@ -171,7 +176,7 @@ async def put_billing(org_id: uuid.UUID, body: BillingPut, session: DbSession) -
 @router.put(
     f"{ENV}/backfill_partitions/{{dataset}}/{{partition_key}}",
     response_model=BackfillPartitionOut,
-    responses=RESPONSES,
+    responses=NO_CONFLICT,
 )
 async def put_backfill_partition(
     team_id: TeamId,
