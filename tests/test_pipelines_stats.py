@@ -275,3 +275,26 @@ async def test_rollups_follow_every_change_of_a_job(app, client, tenant: Tenant)
             )
         ).all()
     assert [tuple(r) for r in rolled] == [tuple(r) for r in raw]
+
+
+async def test_deleting_an_organization_removes_its_jobs_and_rollups(app, client):
+    """Cascades through jobs fire the rollup triggers; they must not re-create rollup rows."""
+    from sqlalchemy import text
+
+    tenant = await create_tenant(client)
+    p = Pipelines(client, tenant.env_id)
+    tid = await p.table(await p.source())
+    await p.import_job(tid, status="Completed", rows=5)
+    await p.modeling_job(await p.saved_query(), status="Failed")
+    async with app.state.sessionmaker() as s, s.begin():
+        await s.execute(text("DELETE FROM organizations WHERE id = :id"), {"id": tenant.org_id})
+    async with app.state.sessionmaker() as s:
+        left = await s.scalar(
+            text(
+                "SELECT (SELECT count(*) FROM pipeline_job_rollups WHERE team_id = :t)"
+                " + (SELECT count(*) FROM pipeline_daily_rows WHERE team_id = :t)"
+                " + (SELECT count(*) FROM external_data_jobs WHERE team_id = :t)"
+            ),
+            {"t": tenant.env_id},
+        )
+    assert left == 0

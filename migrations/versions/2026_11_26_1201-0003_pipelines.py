@@ -26,20 +26,34 @@ ROLLUP_TRIGGERS = [
         p_team bigint, p_at timestamptz, p_kind text, p_source uuid, p_sign int,
         p_running boolean, p_successful boolean, p_failed boolean, p_rows bigint
     ) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        bucket timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / 900) * 900);
+        day timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / 86400) * 86400);
     BEGIN
+        IF p_sign < 0 THEN
+            -- Removing a contribution only ever updates: the rows exist since the job was
+            -- counted, and an environment being deleted (cascade) has none left to update.
+            UPDATE pipeline_job_rollups SET
+                jobs = jobs - 1,
+                running = running - p_running::int,
+                successful = successful - p_successful::int,
+                failed = failed - p_failed::int
+            WHERE team_id = p_team AND bucket_start = bucket AND kind = p_kind;
+            UPDATE pipeline_daily_rows SET rows = rows - p_rows
+            WHERE team_id = p_team AND day_start = day AND kind = p_kind
+              AND source_id = p_source;
+            RETURN;
+        END IF;
         INSERT INTO pipeline_job_rollups AS r
             (team_id, bucket_start, kind, jobs, running, successful, failed)
-        VALUES (p_team, to_timestamp(floor(extract(epoch FROM p_at) / 900) * 900), p_kind,
-                p_sign, p_sign * p_running::int, p_sign * p_successful::int,
-                p_sign * p_failed::int)
+        VALUES (p_team, bucket, p_kind, 1, p_running::int, p_successful::int, p_failed::int)
         ON CONFLICT (team_id, bucket_start, kind) DO UPDATE SET
-            jobs = r.jobs + EXCLUDED.jobs,
+            jobs = r.jobs + 1,
             running = r.running + EXCLUDED.running,
             successful = r.successful + EXCLUDED.successful,
             failed = r.failed + EXCLUDED.failed;
         INSERT INTO pipeline_daily_rows AS d (team_id, day_start, kind, source_id, rows)
-        VALUES (p_team, to_timestamp(floor(extract(epoch FROM p_at) / 86400) * 86400), p_kind,
-                p_source, p_sign * p_rows)
+        VALUES (p_team, day, p_kind, p_source, p_rows)
         ON CONFLICT (team_id, day_start, kind, source_id) DO UPDATE SET
             rows = d.rows + EXCLUDED.rows;
     END $$
