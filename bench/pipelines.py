@@ -179,6 +179,7 @@ async def run(args: argparse.Namespace) -> None:
         redis_url=REDIS_URL,
         queue_name=f"arq:warehouse:bench:{uuid.uuid4().hex[:8]}",
         rate_limit_per_minute=0,
+        warehouse_allow_trust_auth=True,  # nothing is provisioned here; keeps the log quiet
         internal_api_token=TOKEN,  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]
     )
