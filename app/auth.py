@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DbSession
 from app.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.keys import KEY_PREFIX, hash_key
-from app.models import MembershipLevel, OrganizationMembership, PersonalAPIKey, Team
+from app.models import MembershipLevel, Team
 from app.scopes import first_missing_scope
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -87,7 +86,43 @@ async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
     return None
 
 
-async def authenticate(request: Request, session: DbSession) -> Principal:
+# One indexed round trip resolves the key, the team in the path and the user's membership
+# level; the LEFT JOINs keep "bad key" (no row) apart from "no such team" (NULL team columns).
+_BY_ENVIRONMENT = """
+SELECT k.id, k.user_id, k.scopes, k.scoped_teams, k.scoped_organizations, k.last_used_at,
+       t.id AS team_id, t.project_id, t.organization_id, t.name AS team_name, t.timezone,
+       t.is_primary, t.created_at AS team_created_at, m.level
+FROM personal_api_keys k
+LEFT JOIN teams t ON t.id = $2
+LEFT JOIN organization_memberships m
+       ON m.organization_id = t.organization_id AND m.user_id = k.user_id
+WHERE k.secure_value = $1
+"""
+_BY_PROJECT = """
+SELECT k.id, k.user_id, k.scopes, k.scoped_teams, k.scoped_organizations, k.last_used_at,
+       t.id AS team_id, t.project_id, t.organization_id, t.name AS team_name, t.timezone,
+       t.is_primary, t.created_at AS team_created_at, m.level
+FROM personal_api_keys k
+LEFT JOIN teams t ON t.project_id = $2 AND t.is_primary
+LEFT JOIN organization_memberships m
+       ON m.organization_id = t.organization_id AND m.user_id = k.user_id
+WHERE k.secure_value = $1
+"""
+_TOUCH_LAST_USED = """
+UPDATE personal_api_keys SET last_used_at = $2
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 hour')
+"""
+
+
+def _parse_id(raw: str) -> int | None:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
+        return None
+    return int(raw)
+
+
+async def _resolve(
+    request: Request, session: AsyncSession, *, query: str, raw_id: str
+) -> RequestContext:
     presented = await find_presented_key(request)
     if presented is None:
         raise NotAuthenticated()
@@ -95,92 +130,56 @@ async def authenticate(request: Request, session: DbSession) -> Principal:
     invalid = AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
     if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
         raise invalid
-    row = (
-        await session.execute(
-            select(
-                PersonalAPIKey.id,
-                PersonalAPIKey.user_id,
-                PersonalAPIKey.scopes,
-                PersonalAPIKey.scoped_teams,
-                PersonalAPIKey.scoped_organizations,
-                PersonalAPIKey.last_used_at,
-            ).where(PersonalAPIKey.secure_value == hash_key(plaintext))
-        )
-    ).one_or_none()
+    path_id = _parse_id(raw_id)
+    # The driver connection, outside the request transaction: a read needs no BEGIN/COMMIT,
+    # and the hourly last_used_at write must persist even when the request later fails.
+    connection = await (await session.connection()).get_raw_connection()
+    driver: Any = connection.driver_connection
+    row = await driver.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
     if row is None:
         raise invalid
-    await request.app.state.rate_limiter.hit(row.id)
+    await request.app.state.rate_limiter.hit(row["id"])
     now = datetime.now(UTC)
-    if row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION:
-        await _touch_last_used(session, row.id, now)
+    if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
+        await driver.execute(_TOUCH_LAST_USED, row["id"], now)
     principal = Principal(
-        key_id=row.id,
-        user_id=row.user_id,
-        scopes=tuple(row.scopes),
-        scoped_teams=tuple(row.scoped_teams) if row.scoped_teams else None,
-        scoped_organizations=tuple(row.scoped_organizations) if row.scoped_organizations else None,
+        key_id=row["id"],
+        user_id=row["user_id"],
+        scopes=tuple(row["scopes"]),
+        scoped_teams=tuple(row["scoped_teams"]) if row["scoped_teams"] else None,
+        scoped_organizations=(
+            tuple(row["scoped_organizations"]) if row["scoped_organizations"] else None
+        ),
     )
     request.state.principal = principal
-    return principal
-
-
-async def _touch_last_used(session: AsyncSession, key_id: uuid.UUID, now: datetime) -> None:
-    # The WHERE makes concurrent requests in the same hour write once between them.
-    await session.execute(
-        update(PersonalAPIKey)
-        .where(
-            PersonalAPIKey.id == key_id,
-            or_(
-                PersonalAPIKey.last_used_at.is_(None),
-                PersonalAPIKey.last_used_at < now - LAST_USED_RESOLUTION,
-            ),
-        )
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
-
-
-def _parse_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
+    if row["team_id"] is None or row["level"] is None:
         raise NotFound()
-    return int(raw)
-
-
-async def _load_team(
-    session: AsyncSession, principal: Principal, *, team_id: int | None, project_id: int | None
-) -> RequestContext:
-    stmt = select(Team, OrganizationMembership.level).outerjoin(
-        OrganizationMembership,
-        (OrganizationMembership.organization_id == Team.organization_id)
-        & (OrganizationMembership.user_id == principal.user_id),
+    team = Team(
+        id=row["team_id"],
+        project_id=row["project_id"],
+        organization_id=row["organization_id"],
+        name=row["team_name"],
+        timezone=row["timezone"],
+        is_primary=row["is_primary"],
+        created_at=row["team_created_at"],
     )
-    if team_id is not None:
-        stmt = stmt.where(Team.id == team_id)
-    else:
-        stmt = stmt.where(Team.project_id == project_id, Team.is_primary.is_(True))
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None or row.level is None:
-        raise NotFound()
-    return RequestContext(principal=principal, team=row.Team, level=row.level)
+    return RequestContext(principal=principal, team=team, level=row["level"])
 
 
 async def team_from_environment_path(
-    principal: CurrentPrincipal,
+    request: Request,
     session: DbSession,
     environment_id: Annotated[str, Path(description="Environment (team) id.")],
 ) -> RequestContext:
-    return await _load_team(session, principal, team_id=_parse_id(environment_id), project_id=None)
+    return await _resolve(request, session, query=_BY_ENVIRONMENT, raw_id=environment_id)
 
 
 async def team_from_project_path(
-    principal: CurrentPrincipal,
+    request: Request,
     session: DbSession,
     project_id: Annotated[str, Path(description="Project id; acts on its primary environment.")],
 ) -> RequestContext:
-    return await _load_team(session, principal, team_id=None, project_id=_parse_id(project_id))
+    return await _resolve(request, session, query=_BY_PROJECT, raw_id=project_id)
 
 
 def check_key_restrictions(ctx: RequestContext) -> None:

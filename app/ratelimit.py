@@ -1,6 +1,7 @@
 """Per-API-key rate limiting in Redis (API.md §5): a fixed one-minute window per key.
 
-One pipelined round trip per request (INCR + EXPIRE). When Redis does not answer, requests are
+One round trip per request: a server-side script increments the window's counter and sets its
+expiry when the window opens. When Redis does not answer, requests are
 let through (logged): an outage of the limiter must not become an outage of the API.
 """
 
@@ -16,6 +17,11 @@ from app.errors import Throttled
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
+_INCREMENT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
 
 class RateLimiter:
@@ -23,6 +29,7 @@ class RateLimiter:
         self.redis = redis
         self.per_minute = per_minute
         self.prefix = prefix
+        self._increment = redis.register_script(_INCREMENT)
 
     async def hit(self, key_id: uuid.UUID) -> None:
         if self.per_minute <= 0:
@@ -31,10 +38,7 @@ class RateLimiter:
         window = int(now // WINDOW_SECONDS)
         redis_key = f"{self.prefix}:ratelimit:{key_id}:{window}"
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(redis_key)
-                pipe.expire(redis_key, WINDOW_SECONDS * 2)
-                count, _ = await pipe.execute()
+            count = await self._increment(keys=[redis_key], args=[WINDOW_SECONDS * 2])
         except Exception:
             logger.warning("rate limiter unavailable; request allowed")
             return

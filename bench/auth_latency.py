@@ -29,14 +29,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
 
+from app.auth import _BY_PROJECT
 from app.cli import migrate_database
 from app.db import build_engine, build_sessionmaker
 from app.embedded import free_port
 from app.keys import hash_key
-from app.models import MembershipLevel, PersonalAPIKey
+from app.models import MembershipLevel
 from app.services.identity import IdentityService
 from app.settings import Settings, to_plain_dsn
 
@@ -124,7 +123,7 @@ async def wait_ready(base: str, deadline: float = 30.0) -> None:
     async with httpx.AsyncClient() as c:
         while time.monotonic() - start < deadline:
             try:
-                if (await c.get(f"{base}/readyz")).status_code == 200:
+                if (await c.get(f"{base}/healthz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -180,23 +179,13 @@ async def key_table_stats(database_url: str) -> dict[str, int]:
         await conn.close()
 
 
-async def explain_key_lookup(database_url: str, key: str) -> str:
-    # The statement `app.auth.authenticate` issues, compiled by SQLAlchemy for PostgreSQL.
-    stmt = select(
-        PersonalAPIKey.id,
-        PersonalAPIKey.user_id,
-        PersonalAPIKey.scopes,
-        PersonalAPIKey.scoped_teams,
-        PersonalAPIKey.scoped_organizations,
-        PersonalAPIKey.last_used_at,
-    ).where(PersonalAPIKey.secure_value == hash_key(key))
-    compiled = stmt.compile(
-        dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"literal_binds": True},
-    )
+async def explain_key_lookup(database_url: str, key: str, project_id: int) -> str:
+    # The statement the projects prefix runs: key, primary environment and membership at once.
     conn = await asyncpg.connect(to_plain_dsn(database_url))
     try:
-        rows = await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {compiled}")
+        rows = await conn.fetch(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + _BY_PROJECT, hash_key(key), project_id
+        )
         return "\n".join(r[0] for r in rows)
     finally:
         await conn.close()
@@ -249,7 +238,7 @@ async def main() -> None:
             # Every update the table ever saw: the warm-up's first last_used_at write only.
             "key_updates_total": after["upd"],
         }
-        plan = await explain_key_lookup(settings.database_url, key)
+        plan = await explain_key_lookup(settings.database_url, key, project_id)
         result = {
             "keys_in_table": args.keys + 1,
             "sequential": sequential,

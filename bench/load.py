@@ -100,7 +100,7 @@ def _latency(out: str, pct: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-async def seed(base: str, env: dict[str, str]) -> dict[str, str]:
+async def seed(base: str, env: dict[str, str], *, jobs: bool) -> dict[str, str]:
     internal = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=base, headers=internal, timeout=30) as c:
         org = (await c.post("/internal/organizations", json={"name": "Bench"})).json()
@@ -142,7 +142,8 @@ async def seed(base: str, env: dict[str, str]) -> dict[str, str]:
             worker.wait(timeout=20)
         if status["state"] != "ready":
             raise RuntimeError(f"warehouse did not become ready: {status}")
-        await _seed_jobs(c, env_id)
+        if jobs:
+            await _seed_jobs(c, env_id)
     return {"env_id": str(env_id), "key": key}
 
 
@@ -207,6 +208,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--concurrency", default="16,64")
+    parser.add_argument(
+        "--targets",
+        default="warehouse_status,running_activity,job_stats",
+        help="comma-separated subset of the service targets",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/load.py needs wrk: apt-get install wrk")
@@ -234,7 +240,8 @@ def main() -> None:
     try:
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
         with uvicorn("app.main:create_app", env, factory=True) as base:
-            ids = asyncio.run(seed(base, env))
+            wanted = args.targets.split(",")
+            ids = asyncio.run(seed(base, env, jobs=wanted != ["warehouse_status"]))
             headers = {"Authorization": f"Bearer {ids['key']}"}
             prefix = f"{base}/api/environments/{ids['env_id']}/data_warehouse"
             targets = {
@@ -242,6 +249,7 @@ def main() -> None:
                 "running_activity": f"{prefix}/running_activity/",
                 "job_stats": f"{prefix}/job_stats/?days=7",
             }
+            targets = {k: v for k, v in targets.items() if k in wanted}
             for level in levels:
                 for name, url in targets.items():
                     wrk(url, concurrency=level, duration=2, headers=headers)  # warm-up

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,7 @@ import httpx
 from app.embedded import PasswordCheckingCluster
 from app.settings import Settings
 from app.worker.main import build_worker
-from tests.conftest import ROOT, Tenant
+from tests.conftest import ROOT, Tenant, settings_env
 
 
 def new_name(prefix: str = "wh") -> str:
@@ -56,21 +55,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WAREHOUSE_FAILPOINT",)}
-    env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        QUEUE_NAME=settings.queue_name,
-        SECRET_KEY=settings.secret_key.get_secret_value(),
-        INTERNAL_API_TOKEN=settings.internal_api_token.get_secret_value(),
-        WAREHOUSE_ADMIN_URL=settings.warehouse_admin_url or "",
-        STORAGE_ROOT=settings.storage_root,
-        PROVISION_DEADLINE_SECONDS=str(settings.provision_deadline_seconds),
-        JOB_RETRY_BASE_SECONDS=str(settings.job_retry_base_seconds),
-        RECONCILE_INTERVAL_SECONDS=str(settings.reconcile_interval_seconds),
-        LOG_LEVEL="WARNING",
-    )
+    """Environment of a subprocess worker: the test settings, no inherited failpoint."""
+    env = settings_env(settings)
+    env["LOG_LEVEL"] = "WARNING"
     env.update(extra)
     return env
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.embedded import PasswordCheckingCluster
+from app.settings import Settings
 from tests.conftest import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.warehouse_fixtures import ReadyWarehouse, Warehouses
 
@@ -55,13 +56,15 @@ class Loaded:
 
 
 @pytest.fixture(scope="module")
-async def loaded(app: FastAPI, warehouse_cluster: PasswordCheckingCluster) -> AsyncIterator[Loaded]:
+async def loaded(
+    app: FastAPI, warehouse_cluster: PasswordCheckingCluster, settings: Settings
+) -> AsyncIterator[Loaded]:
     """One tenant for the module, whose `events_main`/`persons_main` hold a known set of rows.
 
     Tests using it only read (or add things no other test looks at), so it is built once.
     """
     transport = httpx.ASGITransport(app=app)
-    helper = Warehouses(app, warehouse_cluster)
+    helper = Warehouses(app, warehouse_cluster, settings)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         tenant = await create_tenant(client)
         try:

@@ -1,24 +1,15 @@
-"""Test set-up: a tenant's managed warehouse as the provisioning worker would leave it.
+"""Test set-up: managed warehouses for the membership, rows and property_values tests.
 
-STAND-IN FOR REAL PROVISIONING. The provisioning API and worker live on another branch, so
-these helpers reproduce the end state of a successful provision directly:
+`Warehouses.ready()` provisions for real: it calls `provision` through the API and runs the
+worker until the warehouse is `ready`, so the database, login role, password and tables are
+exactly what users get. `Warehouses.record(...)` writes only the service-database row, to put
+a warehouse in a state (pending, failed, deleting, ...) without a worker moving it on.
 
-- on the password-checking `warehouse_cluster`: a real database owned by a real LOGIN role
-  (with a password), `CONNECT` revoked from PUBLIC;
-- in the service database: the `ManagedWarehouse` row (state and all four sub-states `ready`)
-  and the provisioning environment's membership (`table_suffix = table_name`), whose tables are
-  created with `ensure_team_tables` as the worker's last step before `ready`.
-
-`Warehouses.record(...)` writes only the service-database row, for the states in which no
-database exists (pending, provisioning, failed, deleting, deleted).
-
-Everything created on the cluster is dropped when the test ends. Once provisioning is merged,
-`Warehouses.ready()` should call `provision` and wait for the worker instead.
+Databases and roles created on the cluster are dropped when the test ends.
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,13 +19,14 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.embedded import PasswordCheckingCluster
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.settings import Settings
 from app.warehouse.sql import database_dsn, quote_ident
-from app.warehouse.team_tables import TeamTables, ensure_team_tables
 from tests.conftest import Tenant
+from tests.lifecycle_support import run_burst_worker
 
 
 @dataclass
@@ -56,10 +48,12 @@ class ReadyWarehouse:
 
 
 class Warehouses:
-    def __init__(self, app: FastAPI, cluster: PasswordCheckingCluster) -> None:
+    def __init__(self, app: FastAPI, cluster: PasswordCheckingCluster, settings: Settings) -> None:
         self.app = app
         self.cluster = cluster
+        self.settings = settings
         self._created: list[str] = []
+        self._recorded: list[uuid.UUID] = []
 
     async def admin(self, database: str = "postgres") -> Any:
         return await asyncpg.connect(database_dsn(self.cluster.admin_dsn, database))
@@ -76,6 +70,7 @@ class Warehouses:
         """Write the warehouse row (and the provisioning environment's membership)."""
         name = database_name or f"wh-{uuid.uuid4().hex[:12]}"
         now = datetime.now(UTC)
+        self._recorded.append(uuid.UUID(tenant.org_id))
         async with self.app.state.sessionmaker() as session:
             session.add(
                 ManagedWarehouse(
@@ -115,37 +110,25 @@ class Warehouses:
             await session.commit()
 
     async def ready(self, tenant: Tenant, *, table_name: str | None = "main") -> ReadyWarehouse:
-        """A `ready` warehouse for the tenant's organization, as after provisioning."""
+        """A `ready` warehouse for the tenant's organization, provisioned through the API.
+
+        With `table_name=None` another environment of the organization provisions it, so the
+        tenant's environment has no membership yet.
+        """
         name = f"wh-{uuid.uuid4().hex[:12]}"
-        role = name.replace("-", "_")
-        password = secrets.token_urlsafe(24)
-        self._created.append(name)
-        conn = await self.admin()
-        try:
-            # Test-only DDL; the password is URL-safe, so it needs no escaping.
-            await conn.execute(
-                f"CREATE ROLE {quote_ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                f"PASSWORD '{password}'"
-            )
-            await conn.execute(f"CREATE DATABASE {quote_ident(name)} OWNER {quote_ident(role)}")
-            await conn.execute(f"REVOKE CONNECT ON DATABASE {quote_ident(name)} FROM PUBLIC")
-        finally:
-            await conn.close()
-        await self.record(
-            tenant,
-            state=WarehouseState.READY,
-            database_name=name,
-            table_name=table_name,
-            tables_created=table_name is not None,
+        env_id = tenant.env_id if table_name else await tenant.add_environment("provisioner")
+        suffix = table_name or f"prov_{uuid.uuid4().hex[:8]}"
+        r = await tenant.client.post(
+            f"/api/environments/{env_id}/data_warehouse/provision/",
+            json={"database_name": name, "table_name": suffix},
+            headers=tenant.headers,
         )
-        if table_name is not None:
-            db = await self.admin(name)
-            try:
-                tables = TeamTables.for_layout(table_suffix=table_name, schema_name=None)
-                await ensure_team_tables(db, owner_role=role, tables=tables)
-            finally:
-                await db.close()
-        return ReadyWarehouse(name, role, password, self.cluster.port)
+        assert r.status_code == 202, r.text
+        self._created.append(r.json()["username"])
+        await run_burst_worker(self.settings)
+        status = await tenant.client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
+        assert status.json()["state"] == "ready", status.text
+        return ReadyWarehouse(name, r.json()["username"], r.json()["password"], self.cluster.port)
 
     async def membership(self, env_id: int) -> WarehouseTeamMembership | None:
         async with self.app.state.sessionmaker() as session:
@@ -156,20 +139,30 @@ class Warehouses:
             ).scalar_one_or_none()
 
     async def cleanup(self) -> None:
+        # Rows written by `record()` have no real resources behind them: make them terminal so
+        # a later test's worker (whose reconciler sweeps every live warehouse) leaves them be.
+        if self._recorded:
+            async with self.app.state.sessionmaker() as session:
+                await session.execute(
+                    update(ManagedWarehouse)
+                    .where(ManagedWarehouse.organization_id.in_(self._recorded))
+                    .values(state=WarehouseState.DELETED)
+                )
+                await session.commit()
         conn = await self.admin()
         try:
             for name in self._created:
                 await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-                await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name.replace('-', '_'))}")
+                await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
         finally:
             await conn.close()
 
 
 @pytest.fixture
 async def warehouses(
-    app: FastAPI, warehouse_cluster: PasswordCheckingCluster
+    app: FastAPI, warehouse_cluster: PasswordCheckingCluster, settings: Settings
 ) -> AsyncIterator[Warehouses]:
-    helper = Warehouses(app, warehouse_cluster)
+    helper = Warehouses(app, warehouse_cluster, settings)
     try:
         yield helper
     finally:

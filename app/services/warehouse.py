@@ -74,11 +74,20 @@ class WarehouseService:
         return warehouse
 
     async def status(self, ctx: RequestContext) -> StatusView:
-        warehouse = await self._warehouse(ctx.organization_id, lock=False)
-        membership = await self.session.scalar(
-            select(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == ctx.team.id)
-        )
-        return StatusView(warehouse, membership)
+        # One round trip: the organization's warehouse and the calling environment's membership.
+        row = (
+            await self.session.execute(
+                select(ManagedWarehouse, WarehouseTeamMembership)
+                .outerjoin(
+                    WarehouseTeamMembership,
+                    WarehouseTeamMembership.team_id == ctx.team.id,
+                )
+                .where(ManagedWarehouse.organization_id == ctx.organization_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(NO_WAREHOUSE)
+        return StatusView(row[0], row[1])
 
     # -- provision --------------------------------------------------------------------------
 

@@ -6,15 +6,12 @@ memory just long enough to answer the API call, compute a SCRAM verifier or run 
 
 from __future__ import annotations
 
-import base64
 import secrets
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from app import crypto
 
 PASSWORD_BYTES = 32
-_INFO = b"warehouse-api/managed-warehouse-root-password/v1"
+_PURPOSE = "warehouse-api/managed-warehouse-root-password/v1"
 
 
 class SecretUnreadable(Exception):
@@ -27,17 +24,16 @@ def generate_password() -> str:
 
 
 class SecretBox:
+    """Passwords in and out of `app.crypto.SecretBox`, with this purpose's own derived key."""
+
     def __init__(self, secret_key: str) -> None:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
-            secret_key.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._box = crypto.SecretBox(secret_key, _PURPOSE)
 
     def encrypt(self, plaintext: str) -> bytes:
-        return self._fernet.encrypt(plaintext.encode())
+        return self._box.encrypt(plaintext.encode())
 
     def decrypt(self, ciphertext: bytes) -> str:
         try:
-            return self._fernet.decrypt(ciphertext).decode()
-        except InvalidToken as exc:
+            return self._box.decrypt(ciphertext).decode()
+        except crypto.InvalidToken as exc:
             raise SecretUnreadable("stored password cannot be decrypted") from exc
