@@ -1,0 +1,21 @@
+"""merge lifecycle, pipelines, membership and idempotency branches
+
+Revision ID: 0006
+Revises: 0002, 0003, 0004, 0005
+Create Date: 2026-11-26 12:02:53.073031
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = ("0002", "0003", "0004", "0005")
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
