@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +43,14 @@ class Credentials:
 class StatusView:
     warehouse: ManagedWarehouse
     membership: WarehouseTeamMembership | None
+
+
+# Built once: constructing the expression on every status poll cost more than running it.
+_STATUS_QUERY = (
+    select(ManagedWarehouse, WarehouseTeamMembership)
+    .outerjoin(WarehouseTeamMembership, WarehouseTeamMembership.team_id == bindparam("team_id"))
+    .where(ManagedWarehouse.organization_id == bindparam("organization_id"))
+)
 
 
 class WarehouseService:
@@ -77,12 +85,7 @@ class WarehouseService:
         # One round trip: the organization's warehouse and the calling environment's membership.
         row = (
             await self.session.execute(
-                select(ManagedWarehouse, WarehouseTeamMembership)
-                .outerjoin(
-                    WarehouseTeamMembership,
-                    WarehouseTeamMembership.team_id == ctx.team.id,
-                )
-                .where(ManagedWarehouse.organization_id == ctx.organization_id)
+                _STATUS_QUERY, {"team_id": ctx.team.id, "organization_id": ctx.organization_id}
             )
         ).one_or_none()
         if row is None:
