@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import DbSession
+from app.db import ReadPool
 from app.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.keys import KEY_PREFIX, hash_key
 from app.models import MembershipLevel, Team
@@ -120,9 +119,7 @@ def _parse_id(raw: str) -> int | None:
     return int(raw)
 
 
-async def _resolve(
-    request: Request, session: AsyncSession, *, query: str, raw_id: str
-) -> RequestContext:
+async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestContext:
     presented = await find_presented_key(request)
     if presented is None:
         raise NotAuthenticated()
@@ -131,17 +128,16 @@ async def _resolve(
     if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
         raise invalid
     path_id = _parse_id(raw_id)
-    # The driver connection, outside the request transaction: a read needs no BEGIN/COMMIT,
-    # and the hourly last_used_at write must persist even when the request later fails.
-    connection = await (await session.connection()).get_raw_connection()
-    driver: Any = connection.driver_connection
-    row = await driver.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
+    # Outside the request transaction: a read needs no BEGIN/COMMIT, and the hourly
+    # last_used_at write must persist even when the request later fails.
+    reads: ReadPool = request.app.state.read_pool
+    row = await reads.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
     if row is None:
         raise invalid
     await request.app.state.rate_limiter.hit(row["id"])
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
-        await driver.execute(_TOUCH_LAST_USED, row["id"], now)
+        await reads.execute(_TOUCH_LAST_USED, row["id"], now)
     principal = Principal(
         key_id=row["id"],
         user_id=row["user_id"],
@@ -168,18 +164,16 @@ async def _resolve(
 
 async def team_from_environment_path(
     request: Request,
-    session: DbSession,
     environment_id: Annotated[str, Path(description="Environment (team) id.")],
 ) -> RequestContext:
-    return await _resolve(request, session, query=_BY_ENVIRONMENT, raw_id=environment_id)
+    return await _resolve(request, query=_BY_ENVIRONMENT, raw_id=environment_id)
 
 
 async def team_from_project_path(
     request: Request,
-    session: DbSession,
     project_id: Annotated[str, Path(description="Project id; acts on its primary environment.")],
 ) -> RequestContext:
-    return await _resolve(request, session, query=_BY_PROJECT, raw_id=project_id)
+    return await _resolve(request, query=_BY_PROJECT, raw_id=project_id)
 
 
 def check_key_restrictions(ctx: RequestContext) -> None:

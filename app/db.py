@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.settings import Settings
+from app.settings import Settings, to_plain_dsn
 
 AfterCommit = Callable[[], Awaitable[Any]]
 _AFTER_COMMIT_KEY = "after_commit"
@@ -72,3 +73,54 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class ReadPool:
+    """A plain asyncpg pool for the hot, read-only paths (authentication, status polls).
+
+    Those paths need one statement and no transaction; going through the ORM session cost more
+    than the query itself. A read that meets a connection the server has dropped (after a
+    database restart) is retried once on a fresh connection; when the server is down the error
+    reaches the handlers and the client gets a 503.
+    """
+
+    _RETRYABLE = (
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.InterfaceError,
+        ConnectionResetError,
+    )
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, settings: Settings) -> ReadPool:
+        pool = await asyncpg.create_pool(
+            to_plain_dsn(settings.database_url),
+            min_size=0,
+            max_size=settings.db_pool_size,
+            timeout=5,
+            command_timeout=settings.db_statement_timeout_ms / 1000 or None,
+            server_settings={
+                "application_name": "warehouse-api-read",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+            },
+        )
+        return cls(pool)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self.pool.fetchrow(query, *args)
+        except self._RETRYABLE:
+            return await self.pool.fetchrow(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        try:
+            return str(await self.pool.execute(query, *args))
+        except self._RETRYABLE:
+            return str(await self.pool.execute(query, *args))
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -22,6 +22,8 @@ import logging
 import uuid
 from typing import Any, ClassVar
 
+import asyncpg
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -207,6 +209,26 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
 
+    async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        if not _is_connection_failure(exc):
+            return await _unhandled(request, exc)
+        logger.warning(
+            "dependency unavailable",
+            extra={"request_id": request_id(request), "error_class": type(exc).__name__},
+        )
+        return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
+
+    # Raw driver errors (the read pool, Redis) when a server is down: a clean 503, handled
+    # here rather than by the last-resort handler, which would log them as crashes.
+    for exc_class in (
+        OSError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.InterfaceError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    ):
+        app.add_exception_handler(exc_class, _dependency_down)
+
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if _is_data_error(exc):
@@ -238,9 +260,6 @@ def _is_data_error(exc: DBAPIError) -> bool:
 
 def _is_connection_failure(exc: BaseException) -> bool:
     """asyncpg / redis connection failures that mean 'try again', not 'bug'."""
-    import asyncpg
-    import redis.exceptions
-
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from app import __version__
 from app.auth import team_from_environment_path, team_from_project_path
-from app.db import build_engine, build_sessionmaker
+from app.db import ReadPool, build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
@@ -43,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
+    app.state.read_pool = read_pool = await ReadPool.open(settings)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
     app.state.rate_limiter = RateLimiter(
@@ -56,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await backend.close()
+        await read_pool.close()
         await redis.aclose()
         await engine.dispose()
 

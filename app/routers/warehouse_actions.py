@@ -20,6 +20,7 @@ from app.schemas.warehouse import (
     WarehouseStatusOut,
 )
 from app.scopes import Scope
+from app.services import warehouse_reads
 from app.services.names import validate_table_name, validate_warehouse_name
 from app.services.warehouse import WarehouseService
 from app.services.warehouse_names import database_name_availability
@@ -72,11 +73,10 @@ async def provision(
     )
 
 
-async def warehouse_status(
-    ctx: Context, session: DbSession, request: Request
-) -> WarehouseStatusOut:
-    view = await _service(request, session).status(ctx)
-    wh, membership = view.warehouse, view.membership
+async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
+    wh = await warehouse_reads.warehouse_status(
+        request.app.state.read_pool, ctx.organization_id, ctx.team.id
+    )
     settings = request.app.state.settings
     connection = None
     if wh.state == WarehouseState.READY:
@@ -97,8 +97,8 @@ async def warehouse_status(
         ready_at=wh.ready_at,
         failed_at=wh.failed_at,
         connection=connection,
-        has_backfill=membership is not None and membership.backfill_enabled,
-        table_suffix=membership.table_suffix if membership is not None else None,
+        has_backfill=wh.has_backfill,
+        table_suffix=wh.table_suffix,
     )
 
 

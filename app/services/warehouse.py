@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,20 +37,6 @@ class Credentials:
     warehouse: ManagedWarehouse
     username: str
     password: str
-
-
-@dataclass(frozen=True)
-class StatusView:
-    warehouse: ManagedWarehouse
-    membership: WarehouseTeamMembership | None
-
-
-# Built once: constructing the expression on every status poll cost more than running it.
-_STATUS_QUERY = (
-    select(ManagedWarehouse, WarehouseTeamMembership)
-    .outerjoin(WarehouseTeamMembership, WarehouseTeamMembership.team_id == bindparam("team_id"))
-    .where(ManagedWarehouse.organization_id == bindparam("organization_id"))
-)
 
 
 class WarehouseService:
@@ -80,17 +66,6 @@ class WarehouseService:
         if warehouse is None:
             raise NotFound(NO_WAREHOUSE)
         return warehouse
-
-    async def status(self, ctx: RequestContext) -> StatusView:
-        # One round trip: the organization's warehouse and the calling environment's membership.
-        row = (
-            await self.session.execute(
-                _STATUS_QUERY, {"team_id": ctx.team.id, "organization_id": ctx.organization_id}
-            )
-        ).one_or_none()
-        if row is None:
-            raise NotFound(NO_WAREHOUSE)
-        return StatusView(row[0], row[1])
 
     # -- provision --------------------------------------------------------------------------
 
