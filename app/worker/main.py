@@ -5,6 +5,7 @@ queue in burst mode). Resources (engine, sessionmaker, warehouse backend) are bu
 `on_startup` and disposed in `on_shutdown`; arq builds the Redis pool from `settings.redis_url`.
 A long-running worker reconciles with an arq cron job every `reconcile_interval_seconds`; a burst
 worker reconciles at start-up and then on a timer (a cron job would keep the queue non-empty).
+The worker is a `ResilientWorker`: a Redis outage or restart is waited out, not fatal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.warehouse import build_secret_box, build_storage, build_warehouse_backe
 from app.warehouse.safety import ClusterAuthGuard
 from app.worker.machine import WarehouseMachine
 from app.worker.reconcile import Reconciler
+from app.worker.resilient import ResilientWorker
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 **_cron_schedule(settings.reconcile_interval_seconds),
             )
         )
-    return Worker(
+    return ResilientWorker(
         functions=functions,
         cron_jobs=cron_jobs,
         queue_name=settings.queue_name,
