@@ -39,7 +39,7 @@ from app.keys import hash_key
 from app.logging_setup import configure_logging
 from app.models import MembershipLevel, PersonalAPIKey, Project, Team
 from app.services.identity import IdentityService
-from app.settings import Settings
+from app.settings import Settings, with_database
 
 logger = logging.getLogger("app.dev")
 
@@ -59,13 +59,6 @@ class DemoTenant:
     environment_id: int
     email: str
     key: str
-
-
-def with_database(dsn: str, dbname: str) -> str:
-    """The same server, another database (keeps `?host=/socket/dir` style queries)."""
-    base, sep, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{dbname}{sep}{query}"
 
 
 def _secret_file(path: Path) -> str:

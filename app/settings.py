@@ -6,7 +6,6 @@ Every setting has a dev default; secrets that still hold their placeholder stop 
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -31,6 +30,13 @@ def to_async_dsn(url: str) -> str:
 def to_plain_dsn(url: str) -> str:
     """Any accepted form -> `postgresql://...` as asyncpg.connect() wants it."""
     return "postgresql://" + to_async_dsn(url)[len("postgresql+asyncpg://") :]
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database (a query string is kept)."""
+    base, sep, query = dsn.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{database}{sep}{query}"
 
 
 class Settings(BaseSettings):
@@ -72,15 +78,13 @@ class Settings(BaseSettings):
                 raise PlaceholderSecretError("INTERNAL_API_TOKEN must be set outside dev")
         return self
 
-    @cached_property
+    @property
     def async_database_url(self) -> str:
         return to_async_dsn(self.database_url)
 
-    @cached_property
+    @property
     def warehouse_admin_dsn(self) -> str:
         """Plain libpq DSN of the warehouse cluster's admin connection."""
         if self.warehouse_admin_url:
             return to_plain_dsn(self.warehouse_admin_url)
-        base = to_plain_dsn(self.database_url)
-        head, _, _db = base.rpartition("/")
-        return f"{head}/postgres"
+        return with_database(to_plain_dsn(self.database_url), "postgres")

@@ -37,15 +37,9 @@ from app.embedded import free_port
 from app.keys import hash_key
 from app.models import MembershipLevel
 from app.services.identity import IdentityService
-from app.settings import Settings, to_plain_dsn
+from app.settings import Settings, to_plain_dsn, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def with_database(dsn: str, dbname: str) -> str:
-    base, sep, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{dbname}{sep}{query}"
 
 
 async def admin(server: str, statement: str) -> None:

@@ -38,18 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.embedded import PasswordCheckingCluster, free_port  # noqa: E402
-from app.settings import to_plain_dsn  # noqa: E402
+from app.settings import to_plain_dsn, with_database  # noqa: E402
 
 SERVER_DSN = to_plain_dsn(
     os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "bench-internal-" + uuid.uuid4().hex
-
-
-def _db(dsn: str, name: str) -> str:
-    head, _, _ = dsn.partition("?")[0].rpartition("/")
-    return f"{head}/{name}"
 
 
 @contextlib.contextmanager
@@ -222,7 +217,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     asyncio.run(_admin(f'CREATE DATABASE "{dbname}"'))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
-    database_url = _db(SERVER_DSN, dbname)
+    database_url = with_database(SERVER_DSN, dbname)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -299,7 +294,7 @@ def _report(results: dict[str, dict[str, float]], levels: list[int]) -> None:
 
 
 async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(_db(SERVER_DSN, "postgres"))
+    conn = await asyncpg.connect(with_database(SERVER_DSN, "postgres"))
     try:
         await conn.execute(sql)
     finally:

@@ -30,19 +30,13 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 
-from app.settings import to_plain_dsn  # noqa: E402
+from app.settings import to_plain_dsn, with_database  # noqa: E402
 
 SERVER_DSN = to_plain_dsn(
     os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
 TEAMS = 100
 BIG_TEAM = 1
-
-
-def with_database(dsn: str, name: str) -> str:
-    base, sep, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}{sep}{query}"
 
 
 IDENTITY = """

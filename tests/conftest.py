@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from app.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
 from app.main import create_app
-from app.settings import Settings, to_plain_dsn
+from app.settings import Settings, to_plain_dsn, with_database
 from tests import status_recorder
 
 # Warehouse set-up helpers (fixture `warehouses`); see tests/warehouse_fixtures.py.
@@ -70,12 +70,6 @@ def _server_dsn() -> str:
     return embedded_postgres(ROOT / ".data" / "test-pg")
 
 
-def _with_database(dsn: str, dbname: str) -> str:
-    base, sep, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{dbname}{sep}{query}"
-
-
 def migrate(database_url: str) -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes["database_url"] = database_url
@@ -106,14 +100,14 @@ def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> 
     dbname = f"wh_test_{RUN_ID}"
 
     async def create() -> None:
-        conn = await asyncpg.connect(_with_database(server, "postgres"))
+        conn = await asyncpg.connect(with_database(server, "postgres"))
         try:
             await conn.execute(f'CREATE DATABASE "{dbname}"')
         finally:
             await conn.close()
 
     async def drop() -> None:
-        conn = await asyncpg.connect(_with_database(server, "postgres"))
+        conn = await asyncpg.connect(with_database(server, "postgres"))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         finally:
@@ -121,7 +115,7 @@ def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> 
 
     asyncio.run(create())
     redis_url = os.environ.get("TEST_REDIS_URL") or embedded_redis(ROOT / ".data" / "test-redis.db")
-    database_url = _with_database(server, dbname)
+    database_url = with_database(server, dbname)
     migrate(database_url)
     yield Settings(
         environment="test",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from app.settings import with_database
+
 _SAFE_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 
 
@@ -20,6 +22,4 @@ def quote_ident(name: str) -> str:
 
 def database_dsn(admin_dsn: str, database: str) -> str:
     """The admin DSN pointed at another database of the same cluster."""
-    base, sep, query = admin_dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{database}{sep}{query}"
+    return with_database(admin_dsn, database)
