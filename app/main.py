@@ -29,8 +29,16 @@ them. Compatible with the PostHog data warehouse API: every action is served und
 `/api/environments/{environment_id}/data_warehouse/` and
 `/api/projects/{project_id}/data_warehouse/`.
 
-Authenticate with a personal API key: `Authorization: Bearer phx_...`. Errors always have the
-shape `{"type", "code", "detail", "attr"}`.
+Authenticate with a personal API key: `Authorization: Bearer phx_...` (a `personal_api_key`
+field of a JSON body or query parameter also works). Errors always have the shape
+`{"type", "code", "detail", "attr"}`.
+
+- Every POST/DELETE accepts an `Idempotency-Key` header: the first response is replayed for
+  24 h; the same key with another body answers 409.
+- Requests are limited per API key (`RATE_LIMIT_PER_MINUTE`); beyond it: 429 with `Retry-After`.
+- When the database or Redis does not answer, any operation may answer 503 `unavailable` with
+  `Retry-After`; retry then.
+- `/internal/` operations are for other services, with the internal token.
 """
 
 
