@@ -94,3 +94,26 @@ async def test_whole_lifecycle_through_the_projects_prefix(client, tenant: Tenan
         tenant.project_url("check-database-name") + f"?name={name}", headers=tenant.headers
     )
     assert check.json() == {"name": name, "available": True}
+
+
+async def test_concurrent_provisions_with_one_idempotency_key(client, tenant: Tenant, settings):
+    """20 at once with the same key: one warehouse; every answer is the first 202 or a 409 that
+    says the first is still in flight; a retry afterwards replays the same password."""
+    name = new_name()
+    headers = {**tenant.headers, "Idempotency-Key": uuid.uuid4().hex}
+    body = {"database_name": name, "table_name": "main"}
+    responses = await asyncio.gather(
+        *(client.post(tenant.env_url("provision"), json=body, headers=headers) for _ in range(20))
+    )
+    accepted = [r for r in responses if r.status_code == 202]
+    refused = [r for r in responses if r.status_code == 409]
+    assert len(accepted) + len(refused) == 20
+    assert len({r.content for r in accepted}) == 1
+    assert all("still in progress" in r.json()["detail"] for r in refused)
+    retry = await client.post(tenant.env_url("provision"), json=body, headers=headers)
+    assert retry.status_code == 202
+    assert retry.content == accepted[0].content
+    await run_burst_worker(settings)
+    status = await wait_for_state(client, tenant, {"ready"})
+    assert status["connection"]["database"] == name
+    assert await _login(settings, status["connection"], retry.json()["password"]) == 1
