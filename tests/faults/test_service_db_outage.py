@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.embedded import PasswordCheckingCluster
-from app.settings import Settings
+from app.settings import Settings, with_database
 from tests.conftest import create_tenant, make_app, migrate
 
 pytestmark = pytest.mark.fault
@@ -29,12 +29,12 @@ async def own_database(
 ) -> AsyncIterator[tuple[PasswordCheckingCluster, Settings]]:
     tmp = Path(tempfile.mkdtemp(prefix="wh-svcdb-"))
     cluster = PasswordCheckingCluster(tmp / "data").start()
-    conn = await asyncpg.connect(cluster.admin_dsn)
-    await conn.execute("CREATE DATABASE service")
-    await conn.close()
-    url = cluster.admin_dsn.rsplit("/", 1)[0] + "/service"
-    await asyncio.to_thread(migrate, url)
     try:
+        conn = await asyncpg.connect(cluster.admin_dsn)
+        await conn.execute("CREATE DATABASE service")
+        await conn.close()
+        url = with_database(cluster.admin_dsn, "service")
+        await asyncio.to_thread(migrate, url)
         yield cluster, settings.model_copy(update={"database_url": url})
     finally:
         cluster.stop("immediate")
