@@ -32,14 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.settings import Settings, to_plain_dsn  # noqa: E402
+from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def with_db(dsn: str, name: str) -> str:
-    return dsn.rpartition("/")[0] + "/" + name
 
 
 async def new_tenant(c: httpx.AsyncClient) -> tuple[int, dict[str, str]]:
@@ -99,18 +95,18 @@ async def main(runs: int, orgs: int) -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     run_id = uuid.uuid4().hex[:8]
     dbname = f"wh_bench_{run_id}"
-    admin = await asyncpg.connect(with_db(server, "postgres"))
+    admin = await asyncpg.connect(with_database(server, "postgres"))
     await admin.execute(f'CREATE DATABASE "{dbname}"')
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
     worker: asyncio.subprocess.Process | None = None
     try:
         cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.attributes["database_url"] = with_db(server, dbname)
+        cfg.attributes["database_url"] = with_database(server, dbname)
         await asyncio.to_thread(command.upgrade, cfg, "heads")
         settings = Settings(
             environment="test",
-            database_url=with_db(server, dbname),
+            database_url=with_database(server, dbname),
             redis_url=redis_url,
             queue_name=f"arq:warehouse:bench:{run_id}",
             secret_key="bench-secret-" + run_id,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 from app.embedded import PasswordCheckingCluster
-from app.settings import Settings
+from app.settings import Settings, with_database
 from app.worker.main import build_worker
 from tests.conftest import ROOT, Tenant, settings_env
 
@@ -120,16 +120,14 @@ class Cluster:
         return value
 
     async def execute(self, statement: str, database: str = "postgres") -> None:
-        base = self.cluster.admin_dsn.rpartition("/")[0]
-        conn = await asyncpg.connect(f"{base}/{database}")
+        conn = await asyncpg.connect(with_database(self.cluster.admin_dsn, database))
         try:
             await conn.execute(statement)
         finally:
             await conn.close()
 
     async def fetchval_in(self, database: str, query: str, *args: Any) -> Any:
-        base = self.cluster.admin_dsn.rpartition("/")[0]
-        conn = await asyncpg.connect(f"{base}/{database}")
+        conn = await asyncpg.connect(with_database(self.cluster.admin_dsn, database))
         try:
             return await conn.fetchval(query, *args)
         finally:

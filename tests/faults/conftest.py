@@ -22,25 +22,25 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.embedded import free_port
-from app.settings import Settings, to_plain_dsn
+from app.settings import Settings, to_plain_dsn, with_database
 from tests.conftest import migrate
 
 
 @pytest.fixture(scope="module")
 async def service_db_url(settings: Settings) -> AsyncIterator[str]:
-    head = to_plain_dsn(settings.database_url).partition("?")[0].rpartition("/")[0]
+    server = to_plain_dsn(settings.database_url)
     name = f"wh_faults_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(f"{head}/postgres")
+    conn = await asyncpg.connect(with_database(server, "postgres"))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    url = f"{head}/{name}"
+    url = with_database(server, name)
     await asyncio.to_thread(migrate, url)
     try:
         yield url
     finally:
-        conn = await asyncpg.connect(f"{head}/postgres")
+        conn = await asyncpg.connect(with_database(server, "postgres"))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
