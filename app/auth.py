@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -45,6 +46,7 @@ class RequestContext:
     principal: Principal
     team: Team
     level: int
+    prefetched: Mapping[str, Any] | None = None
 
     @property
     def organization_id(self) -> uuid.UUID:
@@ -87,26 +89,44 @@ async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
 
 # One indexed round trip resolves the key, the team in the path and the user's membership
 # level; the LEFT JOINs keep "bad key" (no row) apart from "no such team" (NULL team columns).
-_BY_ENVIRONMENT = """
+# An action may add columns of its own to the same statement (`Prefetch`).
+_AUTH_QUERY = """
 SELECT k.id, k.user_id, k.scopes, k.scoped_teams, k.scoped_organizations, k.last_used_at,
        t.id AS team_id, t.project_id, t.organization_id, t.name AS team_name, t.timezone,
-       t.is_primary, t.created_at AS team_created_at, m.level
+       t.is_primary, t.created_at AS team_created_at, m.level{columns}
 FROM personal_api_keys k
-LEFT JOIN teams t ON t.id = $2
+LEFT JOIN teams t ON {team}
 LEFT JOIN organization_memberships m
-       ON m.organization_id = t.organization_id AND m.user_id = k.user_id
+       ON m.organization_id = t.organization_id AND m.user_id = k.user_id{joins}
 WHERE k.secure_value = $1
 """
-_BY_PROJECT = """
-SELECT k.id, k.user_id, k.scopes, k.scoped_teams, k.scoped_organizations, k.last_used_at,
-       t.id AS team_id, t.project_id, t.organization_id, t.name AS team_name, t.timezone,
-       t.is_primary, t.created_at AS team_created_at, m.level
-FROM personal_api_keys k
-LEFT JOIN teams t ON t.project_id = $2 AND t.is_primary
-LEFT JOIN organization_memberships m
-       ON m.organization_id = t.organization_id AND m.user_id = k.user_id
-WHERE k.secure_value = $1
-"""
+TEAM_BY_ENVIRONMENT = "t.id = $2"
+TEAM_BY_PROJECT = "t.project_id = $2 AND t.is_primary"
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """What an action reads in the authentication statement instead of a query of its own.
+
+    `columns` are extra select items (each aliased, so they cannot shadow the key's); `joins`
+    are LEFT JOINs that may use `t` (the team in the path) and `k` (the key). A read that
+    only needs the team is then one round trip per request, not two. The values reach the
+    endpoint as `RequestContext.prefetched`; for a request with no such team the row is
+    answered 404 before any endpoint runs.
+    """
+
+    columns: str
+    joins: str
+
+
+def auth_query(team: str, prefetch: Prefetch | None = None) -> str:
+    return _AUTH_QUERY.format(
+        team=team,
+        columns=f",\n       {prefetch.columns}" if prefetch else "",
+        joins=f"\n{prefetch.joins}" if prefetch else "",
+    )
+
+
 _TOUCH_LAST_USED = """
 UPDATE personal_api_keys SET last_used_at = $2
 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 hour')
@@ -159,21 +179,38 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
         is_primary=row["is_primary"],
         created_at=row["team_created_at"],
     )
-    return RequestContext(principal=principal, team=team, level=row["level"])
+    return RequestContext(principal=principal, team=team, level=row["level"], prefetched=row)
 
 
-async def team_from_environment_path(
-    request: Request,
-    environment_id: Annotated[str, Path(description="Environment (team) id.")],
-) -> RequestContext:
-    return await _resolve(request, query=_BY_ENVIRONMENT, raw_id=environment_id)
+TeamResolver = Callable[..., Awaitable[RequestContext]]
 
 
-async def team_from_project_path(
-    request: Request,
-    project_id: Annotated[str, Path(description="Project id; acts on its primary environment.")],
-) -> RequestContext:
-    return await _resolve(request, query=_BY_PROJECT, raw_id=project_id)
+def environment_resolver(prefetch: Prefetch | None = None) -> TeamResolver:
+    """The dependency behind `/api/environments/{environment_id}/...`."""
+    query = auth_query(TEAM_BY_ENVIRONMENT, prefetch)
+
+    async def team_from_environment_path(
+        request: Request,
+        environment_id: Annotated[str, Path(description="Environment (team) id.")],
+    ) -> RequestContext:
+        return await _resolve(request, query=query, raw_id=environment_id)
+
+    return team_from_environment_path
+
+
+def project_resolver(prefetch: Prefetch | None = None) -> TeamResolver:
+    """The dependency behind `/api/projects/{project_id}/...`: its primary environment."""
+    query = auth_query(TEAM_BY_PROJECT, prefetch)
+
+    async def team_from_project_path(
+        request: Request,
+        project_id: Annotated[
+            str, Path(description="Project id; acts on its primary environment.")
+        ],
+    ) -> RequestContext:
+        return await _resolve(request, query=query, raw_id=project_id)
+
+    return team_from_project_path
 
 
 def check_key_restrictions(ctx: RequestContext) -> None:
@@ -201,8 +238,11 @@ def check_org_admin(ctx: RequestContext, admin_verb: str | None) -> None:
         raise PermissionDenied(f"Only organization admins can {admin_verb} the managed warehouse")
 
 
-def current_context(request: Request) -> RequestContext:
-    """The context the route's access guard resolved (set before the endpoint runs)."""
+async def current_context(request: Request) -> RequestContext:
+    """The context the route's access guard resolved (set before the endpoint runs).
+
+    Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    hand-off per request on the hottest path."""
     ctx: RequestContext = request.state.context
     return ctx
 

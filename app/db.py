@@ -75,6 +75,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN, CLOSE ALL, advisory unlock).
+
+    The read pool only runs single statements through `Pool.fetchrow`/`Pool.execute`: nothing
+    sets session state, listens, opens cursors or takes advisory locks, so that reset would
+    be a second round trip per read that resets nothing. asyncpg still rolls back a
+    transaction left open before calling this.
+    """
+
+
 class ReadPool:
     """A plain asyncpg pool for the hot, read-only paths (authentication, status polls).
 
@@ -102,6 +112,7 @@ class ReadPool:
             min_size=0,
             max_size=settings.db_pool_size,
             timeout=5,
+            reset=_keep_session,
             command_timeout=settings.db_statement_timeout_ms / 1000 or None,
             server_settings={
                 "application_name": "warehouse-api-read",

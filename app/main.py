@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
-from app.auth import team_from_environment_path, team_from_project_path
+from app.auth import environment_resolver, project_resolver
 from app.db import ReadPool, build_engine, build_sessionmaker
 from app.errors import install_error_handlers
 from app.queue import JobQueue
@@ -55,7 +55,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
     app.state.rate_limiter = RateLimiter(
-        redis, per_minute=settings.rate_limit_per_minute, prefix=settings.queue_name
+        redis,
+        per_minute=settings.rate_limit_per_minute,
+        prefix=settings.queue_name,
+        sync_interval=settings.rate_limit_sync_ms / 1000,
     )
     backend = build_warehouse_backend(settings, pool_max_size=5)
     app.state.warehouse_backend = backend
@@ -84,12 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     actions = all_actions()
     app.include_router(
         build_data_warehouse_router(
-            team_from_environment_path, operation_prefix="environments_", actions=actions
+            environment_resolver, operation_prefix="environments_", actions=actions
         ),
         prefix="/api/environments/{environment_id}/data_warehouse",
     )
     app.include_router(
-        build_data_warehouse_router(team_from_project_path, operation_prefix="", actions=actions),
+        build_data_warehouse_router(project_resolver, operation_prefix="", actions=actions),
         prefix="/api/projects/{project_id}/data_warehouse",
     )
     app.include_router(internal_identity.router)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
     rate_limit_per_minute: int = Field(default=600, ge=0)
+    # How stale a process's view of a key's count may get before it syncs with Redis
+    # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
+    rate_limit_sync_ms: int = Field(default=100, ge=0)
 
     # The managed-warehouse cluster. None = the server that holds the service database.
     warehouse_admin_url: str | None = None

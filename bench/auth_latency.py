@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.auth import _BY_PROJECT
+from app.auth import TEAM_BY_PROJECT, auth_query
 from app.cli import migrate_database
 from app.db import build_engine, build_sessionmaker
 from app.embedded import free_port
@@ -178,7 +178,9 @@ async def explain_key_lookup(database_url: str, key: str, project_id: int) -> st
     conn = await asyncpg.connect(to_plain_dsn(database_url))
     try:
         rows = await conn.fetch(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + _BY_PROJECT, hash_key(key), project_id
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + auth_query(TEAM_BY_PROJECT),
+            hash_key(key),
+            project_id,
         )
         return "\n".join(r[0] for r in rows)
     finally:

@@ -1,18 +1,44 @@
-"""The framework's limit: a raw ASGI app doing one asyncpg SELECT from a pool per request.
+"""The framework's limit: one asyncpg SELECT from a pool per request, in two forms.
 
-Run under the same uvicorn settings as the service by bench/load.py, so the ratio
-service/bare shows what our stack (FastAPI, auth, SQLAlchemy, the action itself) costs.
+- `app`: raw ASGI, nothing between uvicorn and the query (the strictest floor);
+- `starlette_app`: a plain Starlette app with one route (the framework FastAPI is built on).
+
+bench/load.py runs both under the same uvicorn settings as the service, so the ratio
+service/bare shows what our stack (FastAPI, auth, rate limiting, the action itself) costs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 _pool: asyncpg.Pool | None = None
+_QUERY = "SELECT id, name, timezone FROM teams WHERE id = $1"
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    pass
+
+
+async def _open_pool() -> asyncpg.Pool:
+    # Same no-op reset as the service's read pool (app/db.py), so the limit is not slowed by
+    # a reset round trip the service does not pay.
+    return await asyncpg.create_pool(
+        os.environ["BARE_DATABASE_URL"], min_size=5, max_size=10, reset=_keep_session
+    )
+
+
+def _team_id() -> int:
+    return int(os.environ.get("BARE_TEAM_ID", "1"))
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -21,9 +47,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                _pool = await asyncpg.create_pool(
-                    os.environ["BARE_DATABASE_URL"], min_size=5, max_size=10
-                )
+                _pool = await _open_pool()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if _pool is not None:
@@ -31,9 +55,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     assert _pool is not None
-    team_id = int(os.environ.get("BARE_TEAM_ID", "1"))
     async with _pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT id, name, timezone FROM teams WHERE id = $1", team_id)
+        row = await conn.fetchrow(_QUERY, _team_id())
     body = json.dumps(dict(row) if row else {}).encode()
     await send(
         {
@@ -43,3 +66,21 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _team(request: Request) -> JSONResponse:
+    pool: asyncpg.Pool = request.app.state.pool
+    row = await pool.fetchrow(_QUERY, _team_id())
+    return JSONResponse(dict(row) if row else {})
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.pool = pool = await _open_pool()
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+starlette_app = Starlette(routes=[Route("/", _team)], lifespan=_lifespan)

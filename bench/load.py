@@ -5,7 +5,7 @@
 Starts, on this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL), a scratch
 service database, a password-checking warehouse cluster, the service with 2 uvicorn workers and
 a bare ASGI app (bench/bare_app.py: one asyncpg SELECT from a pool) under the same uvicorn
-settings. Seeds a tenant with a ready warehouse (provisioned through the API by a real worker)
+settings, and the same SELECT in a plain Starlette app. Seeds a tenant with a ready warehouse (provisioned through the API by a real worker)
 and a few thousand pipeline jobs, then drives authenticated GET `warehouse_status`,
 `running_activity` and `job_stats` and the bare endpoint at fixed concurrency for a fixed time
 with wrk (`apt-get install wrk`). Prints req/s, p50, p99, non-2xx counts and service/limit
@@ -45,6 +45,8 @@ SERVER_DSN = to_plain_dsn(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "bench-internal-" + uuid.uuid4().hex
+# The limits (bench/bare_app.py): raw ASGI, and plain Starlette; both do one pooled SELECT.
+BARES = {"bare": "bench.bare_app:app", "bare_starlette": "bench.bare_app:starlette_app"}
 
 
 @contextlib.contextmanager
@@ -255,12 +257,13 @@ def main() -> None:
                         url, concurrency=level, duration=args.duration, headers=headers
                     )
         bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
-        with uvicorn("bench.bare_app:app", bare_env, factory=False) as bare:
-            for level in levels:
-                wrk(bare + "/", concurrency=level, duration=2, headers={})
-                results[f"bare@{level}"] = wrk(
-                    bare + "/", concurrency=level, duration=args.duration, headers={}
-                )
+        for bare_name, target in BARES.items():
+            with uvicorn(target, bare_env, factory=False) as bare:
+                for level in levels:
+                    wrk(bare + "/", concurrency=level, duration=2, headers={})
+                    results[f"{bare_name}@{level}"] = wrk(
+                        bare + "/", concurrency=level, duration=args.duration, headers={}
+                    )
     finally:
         cluster.stop("immediate")
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
@@ -270,22 +273,29 @@ def main() -> None:
 
 def _report(results: dict[str, dict[str, float]], levels: list[int]) -> None:
     print(
-        f"\n{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'vs bare':>10}"
+        f"\n{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
+        f"{'vs bare':>10}{'vs starl.':>10}"
     )
     for key, r in results.items():
         name, level = key.split("@")
-        bare = results.get(f"bare@{level}")
-        ratio = f"{r['rps'] / bare['rps']:.0%}" if bare and name != "bare" else ""
+        ratios = ""
+        for bare_name in BARES:
+            bare = results.get(f"{bare_name}@{level}")
+            ratio = f"{r['rps'] / bare['rps']:.0%}" if bare and name not in BARES else ""
+            ratios += f"{ratio:>10}"
         print(
-            f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['non_2xx']:>10.0f}{ratio:>10}"
+            f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+            f"{r['non_2xx']:>10.0f}{ratios}"
         )
     for level in levels:
-        ws, bare = results.get(f"warehouse_status@{level}"), results.get(f"bare@{level}")
-        if ws and bare:
-            print(
-                f"warehouse_status@{level}: {ws['rps'] / bare['rps']:.0%} of bare req/s, "
-                f"p99 {ws['p99_ms'] / bare['p99_ms']:.2f}x bare p99"
-            )
+        ws = results.get(f"warehouse_status@{level}")
+        for bare_name in BARES:
+            bare = results.get(f"{bare_name}@{level}")
+            if ws and bare:
+                print(
+                    f"warehouse_status@{level}: {ws['rps'] / bare['rps']:.0%} of {bare_name} "
+                    f"req/s, p99 {ws['p99_ms'] / bare['p99_ms']:.2f}x {bare_name} p99"
+                )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"load-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.auth import Context, team_from_environment_path
+from app.auth import Context, environment_resolver
 from app.db import DbSession
 from app.keys import hash_key
 from app.main import create_app
@@ -164,7 +164,7 @@ async def extended_app(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     app.include_router(
         build_data_warehouse_router(
-            team_from_environment_path, operation_prefix="test_", actions=[ECHO_ACTION]
+            environment_resolver, operation_prefix="test_", actions=[ECHO_ACTION]
         ),
         prefix="/api/environments/{environment_id}/data_warehouse",
     )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.auth import Prefetch
 from app.errors import ErrorBody
 from app.scopes import Scope
 
@@ -37,6 +38,8 @@ class Action:
     status_code: int = 200
     exclude_none: bool = False
     errors: tuple[int, ...] = field(default=())
+    # Columns the endpoint reads in the authentication statement (one round trip, not two).
+    prefetch: Prefetch | None = None
 
     def openapi_extra(self) -> dict[str, Any] | None:
         if self.method not in ("POST", "DELETE"):

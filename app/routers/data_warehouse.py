@@ -2,7 +2,9 @@
 
 `/api/environments/{environment_id}/data_warehouse/...` and
 `/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
-factory takes that resolver and registers every action with and without the trailing slash.
+factory takes that resolver (`app.auth.environment_resolver` or `project_resolver`, built per
+action with the action's `Prefetch`) and registers every action with and without the
+trailing slash.
 
 Access checks come before body validation (API.md §3), even for a body that is not JSON:
 FastAPI decodes JSON before it runs dependencies, so `ActionRoute` decodes it first, marks a
@@ -21,7 +23,9 @@ from fastapi.routing import APIRoute
 
 from app import idempotency
 from app.auth import (
+    Prefetch,
     RequestContext,
+    TeamResolver,
     check_key_restrictions,
     check_org_admin,
     check_scopes,
@@ -30,7 +34,7 @@ from app.errors import APIError, ParseError, error_response
 from app.routers import membership_actions, pipeline_actions, warehouse_actions
 from app.routers.actions import Action
 
-TeamResolver = Callable[..., Awaitable[RequestContext]]
+ResolverFactory = Callable[[Prefetch | None], TeamResolver]
 _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
@@ -117,7 +121,7 @@ class ActionRoute(APIRoute):
 
 
 def build_data_warehouse_router(
-    resolve_team: TeamResolver, *, operation_prefix: str, actions: Iterable[Action]
+    resolver: ResolverFactory, *, operation_prefix: str, actions: Iterable[Action]
 ) -> APIRouter:
     router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
     for action in actions:
@@ -125,7 +129,7 @@ def build_data_warehouse_router(
             f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
             f"_{_VERBS[action.method]}"
         )
-        guard = Depends(_access_guard(resolve_team, action))
+        guard = Depends(_access_guard(resolver(action.prefetch), action))
         for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
             router.add_api_route(
                 path,

@@ -74,9 +74,7 @@ async def provision(
 
 
 async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
-    wh = await warehouse_reads.warehouse_status(
-        request.app.state.read_pool, ctx.organization_id, ctx.team.id
-    )
+    wh = warehouse_reads.warehouse_status(ctx.prefetched)
     settings = request.app.state.settings
     connection = None
     if wh.state == WarehouseState.READY:
@@ -150,6 +148,7 @@ ACTIONS: list[Action] = [
         scopes=READ,
         response_model=WarehouseStatusOut,
         summary="State of the organization's managed warehouse and how to connect to it",
+        prefetch=warehouse_reads.STATUS_PREFETCH,
     ),
     Action(
         name="reset-password",

@@ -1,28 +1,38 @@
-"""The status poll, read straight from the driver pool.
+"""The status poll, read in the authentication statement.
 
-`warehouse_status` is what clients poll while a warehouse provisions; it is one indexed read
-with no transaction, so it skips the ORM session (see `app.db.ReadPool`). Everything that
-changes state goes through `app.services.warehouse.WarehouseService`.
+`warehouse_status` is what clients poll while a warehouse provisions. Its columns ride along
+in the statement that resolves the API key and the team (`app.auth.Prefetch`), so a poll is
+one indexed round trip with no transaction. Everything that changes state goes through
+`app.services.warehouse.WarehouseService`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from app.db import ReadPool
+from app.auth import Prefetch
 from app.errors import NotFound
 from app.services.warehouse import NO_WAREHOUSE
 
-_STATUS = """
-SELECT w.organization_id, w.state, w.status_message, w.s3_state, w.metadata_store_state,
-       w.identity_state, w.secrets_state, w.ready_at, w.failed_at, w.database_name,
-       w.login_role, m.backfill_enabled, m.table_suffix
-FROM managed_warehouses w
-LEFT JOIN warehouse_team_memberships m ON m.team_id = $2
-WHERE w.organization_id = $1
-"""
+STATUS_PREFETCH = Prefetch(
+    columns=(
+        "w.organization_id AS wh_organization_id, w.state AS wh_state, "
+        "w.status_message AS wh_status_message, w.s3_state AS wh_s3_state, "
+        "w.metadata_store_state AS wh_metadata_store_state, "
+        "w.identity_state AS wh_identity_state, w.secrets_state AS wh_secrets_state, "
+        "w.ready_at AS wh_ready_at, w.failed_at AS wh_failed_at, "
+        "w.database_name AS wh_database_name, w.login_role AS wh_login_role, "
+        "wm.backfill_enabled AS wh_backfill_enabled, wm.table_suffix AS wh_table_suffix"
+    ),
+    joins=(
+        "LEFT JOIN managed_warehouses w ON w.organization_id = t.organization_id\n"
+        "LEFT JOIN warehouse_team_memberships wm ON wm.team_id = t.id"
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +52,22 @@ class WarehouseStatusRow:
     table_suffix: str | None
 
 
-async def warehouse_status(
-    reads: ReadPool, organization_id: uuid.UUID, team_id: int
-) -> WarehouseStatusRow:
-    row = await reads.fetchrow(_STATUS, organization_id, team_id)
-    if row is None:
+def warehouse_status(row: Mapping[str, Any] | None) -> WarehouseStatusRow:
+    """The status from an authentication row fetched with `STATUS_PREFETCH`."""
+    if row is None or row["wh_organization_id"] is None:
         raise NotFound(NO_WAREHOUSE)
     return WarehouseStatusRow(
-        organization_id=row["organization_id"],
-        state=row["state"],
-        status_message=row["status_message"],
-        s3_state=row["s3_state"],
-        metadata_store_state=row["metadata_store_state"],
-        identity_state=row["identity_state"],
-        secrets_state=row["secrets_state"],
-        ready_at=row["ready_at"],
-        failed_at=row["failed_at"],
-        database_name=row["database_name"],
-        login_role=row["login_role"],
-        has_backfill=bool(row["backfill_enabled"]),
-        table_suffix=row["table_suffix"],
+        organization_id=row["wh_organization_id"],
+        state=row["wh_state"],
+        status_message=row["wh_status_message"],
+        s3_state=row["wh_s3_state"],
+        metadata_store_state=row["wh_metadata_store_state"],
+        identity_state=row["wh_identity_state"],
+        secrets_state=row["wh_secrets_state"],
+        ready_at=row["wh_ready_at"],
+        failed_at=row["wh_failed_at"],
+        database_name=row["wh_database_name"],
+        login_role=row["wh_login_role"],
+        has_backfill=bool(row["wh_backfill_enabled"]),
+        table_suffix=row["wh_table_suffix"],
     )
