@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import Depends, Path, Request
 
 from app.db import ReadPool
 from app.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.keys import KEY_PREFIX, hash_key
-from app.models import MembershipLevel, Team
+from app.models import MembershipLevel
 from app.scopes import first_missing_scope
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -40,11 +41,26 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamRef:
+    """The environment named in the path, as the auth statement read it (not an ORM object:
+    nothing in a request changes a team, and building a mapped instance per request cost more
+    than the rest of the check)."""
+
+    id: int
+    project_id: int
+    organization_id: uuid.UUID
+    name: str
+    timezone: str
+    is_primary: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RequestContext:
     """A principal resolved against the environment named in the path."""
 
     principal: Principal
-    team: Team
+    team: TeamRef
     level: int
     prefetched: Mapping[str, Any] | None = None
 
@@ -139,26 +155,31 @@ def _parse_id(raw: str) -> int | None:
     return int(raw)
 
 
-async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestContext:
-    presented = await find_presented_key(request)
-    if presented is None:
-        raise NotAuthenticated()
-    plaintext, source = presented
-    invalid = AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+async def lookup_key(
+    state: Any, plaintext: str, *, query: str, raw_id: str
+) -> asyncpg.Record | None:
+    """The auth row for a presented key and the team id in the path; None for a key that
+    does not exist (or cannot be one). Runs outside the request transaction: a read needs no
+    BEGIN/COMMIT."""
     if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
-        raise invalid
+        return None
     path_id = _parse_id(raw_id)
-    # Outside the request transaction: a read needs no BEGIN/COMMIT, and the hourly
-    # last_used_at write must persist even when the request later fails.
-    reads: ReadPool = request.app.state.read_pool
-    row = await reads.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
-    if row is None:
-        raise invalid
-    await request.app.state.rate_limiter.hit(row["id"])
+    reads: ReadPool = state.read_pool
+    return await reads.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
+
+
+async def admit(state: Any, row: asyncpg.Record) -> None:
+    """Count the request against the key's rate limit (429 beyond it) and note, at most once
+    an hour, that the key was used. The write is its own statement, so it persists even
+    when the request later fails."""
+    await state.rate_limiter.hit(row["id"])
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
-        await reads.execute(_TOUCH_LAST_USED, row["id"], now)
-    principal = Principal(
+        await state.read_pool.execute(_TOUCH_LAST_USED, row["id"], now)
+
+
+def principal_from_row(row: asyncpg.Record) -> Principal:
+    return Principal(
         key_id=row["id"],
         user_id=row["user_id"],
         scopes=tuple(row["scopes"]),
@@ -167,10 +188,13 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
             tuple(row["scoped_organizations"]) if row["scoped_organizations"] else None
         ),
     )
-    request.state.principal = principal
+
+
+def context_from_row(row: asyncpg.Record, principal: Principal) -> RequestContext:
+    """The resolved context; 404 when the team does not exist or the user is not a member."""
     if row["team_id"] is None or row["level"] is None:
         raise NotFound()
-    team = Team(
+    team = TeamRef(
         id=row["team_id"],
         project_id=row["project_id"],
         organization_id=row["organization_id"],
@@ -180,6 +204,20 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
         created_at=row["team_created_at"],
     )
     return RequestContext(principal=principal, team=team, level=row["level"], prefetched=row)
+
+
+async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestContext:
+    presented = await find_presented_key(request)
+    if presented is None:
+        raise NotAuthenticated()
+    plaintext, source = presented
+    state = request.app.state
+    row = await lookup_key(state, plaintext, query=query, raw_id=raw_id)
+    if row is None:
+        raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+    await admit(state, row)
+    principal = request.state.principal = principal_from_row(row)
+    return context_from_row(row, principal)
 
 
 TeamResolver = Callable[..., Awaitable[RequestContext]]

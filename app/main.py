@@ -15,6 +15,7 @@ from app import __version__
 from app.auth import environment_resolver, project_resolver
 from app.db import ReadPool, build_engine, build_sessionmaker
 from app.errors import install_error_handlers
+from app.hot_reads import HotReads
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
 from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build_data_warehouse_router(project_resolver, operation_prefix="", actions=actions),
         prefix="/api/projects/{project_id}/data_warehouse",
     )
+    if settings.hot_reads:
+        app.add_middleware(HotReads, actions=actions)
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
     app.include_router(internal_pipelines.router)

@@ -1,16 +1,17 @@
 """Load benchmark: the service against the framework's limit, in one run (issue 5).
 
-    .venv/bin/python bench/load.py [--duration 10] [--concurrency 16,64]
+    .venv/bin/python bench/load.py [--duration 10] [--concurrency 16,64] [--repeat 3]
 
-Starts, on this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL), a scratch
-service database, a password-checking warehouse cluster, the service with 2 uvicorn workers and
-a bare ASGI app (bench/bare_app.py: one asyncpg SELECT from a pool) under the same uvicorn
-settings, and the same SELECT in a plain Starlette app. Seeds a tenant with a ready warehouse (provisioned through the API by a real worker)
-and a few thousand pipeline jobs, then drives authenticated GET `warehouse_status`,
-`running_activity` and `job_stats` and the bare endpoint at fixed concurrency for a fixed time
-with wrk (`apt-get install wrk`). Prints req/s, p50, p99, non-2xx counts and service/limit
-ratios; writes bench/results/load-<time>.json. Everything it starts, it stops; the scratch
-database is dropped.
+On this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL) it starts a
+scratch service database, a password-checking warehouse cluster, the service with 2 uvicorn
+workers, and the limits under the same uvicorn settings (bench/bare_app.py: one pooled asyncpg
+SELECT per request, as raw ASGI and as a plain Starlette route). It seeds a tenant with a ready
+warehouse (provisioned through the API by a real worker) and a few thousand pipeline jobs, then
+drives authenticated GET `warehouse_status`, `running_activity` and `job_stats`, `/healthz`
+and both limits with wrk (`apt-get install wrk`) at each concurrency, every target in turn,
+`--repeat` rounds. It prints medians of req/s, p50 and p99, non-2xx counts, and the median of
+the per-round service/limit ratios; it writes bench/results/load-<time>.json. Everything it
+starts, it stops; the scratch database is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,6 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--concurrency", default="16,64")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over every target")
     parser.add_argument(
         "--targets",
         default="warehouse_status,running_activity,job_stats,healthz",
@@ -233,73 +236,90 @@ def main() -> None:
         "RATE_LIMIT_PER_MINUTE": "1000000000",  # the limiter runs, but never throttles
         "ENVIRONMENT": "test",
     }
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
     try:
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
-        with uvicorn("app.main:create_app", env, factory=True) as base:
+        with contextlib.ExitStack() as servers:
+            base = servers.enter_context(uvicorn("app.main:create_app", env, factory=True))
             wanted = args.targets.split(",")
             jobs = bool({"running_activity", "job_stats"} & set(wanted))
             ids = asyncio.run(seed(base, env, jobs=jobs))
-            headers = {"Authorization": f"Bearer {ids['key']}"}
+            auth = {"Authorization": f"Bearer {ids['key']}"}
             prefix = f"{base}/api/environments/{ids['env_id']}/data_warehouse"
-            targets = {
+            service = {
                 "warehouse_status": f"{prefix}/warehouse_status/",
                 "running_activity": f"{prefix}/running_activity/",
                 "job_stats": f"{prefix}/job_stats/?days=7",
                 # The framework's floor in this app: no auth, no database.
                 "healthz": f"{base}/healthz",
             }
-            targets = {k: v for k, v in targets.items() if k in wanted}
+            targets = {k: (v, auth) for k, v in service.items() if k in wanted}
+            bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
+            for bare_name, app in BARES.items():
+                bare = servers.enter_context(uvicorn(app, bare_env, factory=False))
+                targets[bare_name] = (bare + "/", {})
+            # Every target in turn, `--repeat` times: a drift of the machine (other load,
+            # CPU frequency) then touches the service and the limits alike.
             for level in levels:
-                for name, url in targets.items():
+                for url, headers in targets.values():
                     wrk(url, concurrency=level, duration=2, headers=headers)  # warm-up
-                    results[f"{name}@{level}"] = wrk(
-                        url, concurrency=level, duration=args.duration, headers=headers
-                    )
-        bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
-        for bare_name, target in BARES.items():
-            with uvicorn(target, bare_env, factory=False) as bare:
-                for level in levels:
-                    wrk(bare + "/", concurrency=level, duration=2, headers={})
-                    results[f"{bare_name}@{level}"] = wrk(
-                        bare + "/", concurrency=level, duration=args.duration, headers={}
-                    )
+                for _ in range(args.repeat):
+                    for name, (url, headers) in targets.items():
+                        runs.setdefault(f"{name}@{level}", []).append(
+                            wrk(url, concurrency=level, duration=args.duration, headers=headers)
+                        )
     finally:
         cluster.stop("immediate")
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
-    _report(results, levels)
+    _report(runs, levels)
 
 
-def _report(results: dict[str, dict[str, float]], levels: list[int]) -> None:
+def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
+    """Medians over the repeats; a ratio is the median of the per-round ratios."""
     print(
-        f"\n{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
-        f"{'vs bare':>10}{'vs starl.':>10}"
+        f"\n{'target (median of runs)':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'non-2xx':>10}{'vs bare':>10}{'vs starl.':>10}"
     )
-    for key, r in results.items():
+
+    def ratio(a: str, b: str, field: str) -> float | None:
+        if a not in runs or b not in runs:
+            return None
+        return statistics.median(x[field] / y[field] for x, y in zip(runs[a], runs[b], strict=True))
+
+    summary: dict[str, dict[str, float | None]] = {}
+    for key, measured in runs.items():
         name, level = key.split("@")
-        ratios = ""
+        row: dict[str, float | None] = {
+            field: statistics.median(m[field] for m in measured)
+            for field in ("rps", "p50_ms", "p99_ms")
+        }
+        row["non_2xx"] = sum(m["non_2xx"] for m in measured)
+        cells = ""
         for bare_name in BARES:
-            bare = results.get(f"{bare_name}@{level}")
-            ratio = f"{r['rps'] / bare['rps']:.0%}" if bare and name not in BARES else ""
-            ratios += f"{ratio:>10}"
+            r = None if name in BARES else ratio(key, f"{bare_name}@{level}", "rps")
+            row[f"rps_vs_{bare_name}"] = r
+            row[f"p99_vs_{bare_name}"] = (
+                None if name in BARES else ratio(key, f"{bare_name}@{level}", "p99_ms")
+            )
+            cells += f"{r:>10.0%}" if r is not None else f"{'':>10}"
+        summary[key] = row
         print(
-            f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
-            f"{r['non_2xx']:>10.0f}{ratios}"
+            f"{key:<28}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+            f"{row['non_2xx']:>10.0f}{cells}"
         )
     for level in levels:
-        ws = results.get(f"warehouse_status@{level}")
+        ws = summary.get(f"warehouse_status@{level}")
         for bare_name in BARES:
-            bare = results.get(f"{bare_name}@{level}")
-            if ws and bare:
+            if ws and ws[f"rps_vs_{bare_name}"] is not None:
                 print(
-                    f"warehouse_status@{level}: {ws['rps'] / bare['rps']:.0%} of {bare_name} "
-                    f"req/s, p99 {ws['p99_ms'] / bare['p99_ms']:.2f}x {bare_name} p99"
+                    f"warehouse_status@{level}: {ws[f'rps_vs_{bare_name}']:.0%} of {bare_name} "
+                    f"req/s, p99 {ws[f'p99_vs_{bare_name}']:.2f}x {bare_name} p99"
                 )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"load-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
     print(f"results written to {path}")
 
 

@@ -40,6 +40,9 @@ class Action:
     errors: tuple[int, ...] = field(default=())
     # Columns the endpoint reads in the authentication statement (one round trip, not two).
     prefetch: Prefetch | None = None
+    # Served by app.hot_reads when the request is the ordinary kind: only for a read-only GET
+    # whose endpoint takes just `ctx` and `request` and has no side effects.
+    hot: bool = False
 
     def openapi_extra(self) -> dict[str, Any] | None:
         if self.method not in ("POST", "DELETE"):

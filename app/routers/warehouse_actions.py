@@ -149,6 +149,7 @@ ACTIONS: list[Action] = [
         response_model=WarehouseStatusOut,
         summary="State of the organization's managed warehouse and how to connect to it",
         prefetch=warehouse_reads.STATUS_PREFETCH,
+        hot=True,
     ),
     Action(
         name="reset-password",

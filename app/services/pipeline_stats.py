@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import BillingRecord, Team
+from app.auth import TeamRef
+from app.models import BillingRecord
 from app.models.pipelines import DAY_SECONDS, ROLLUP_SECONDS
 from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
@@ -131,7 +132,7 @@ def rollup_bounds(
     return datetime.fromtimestamp(inner_start, UTC), datetime.fromtimestamp(inner_end, UTC)
 
 
-def team_zone(team: Team) -> tzinfo:
+def team_zone(team: TeamRef) -> tzinfo:
     try:
         return zoneinfo.ZoneInfo(team.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -179,7 +180,7 @@ class PipelineStatsService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def job_stats(self, team: Team, days: int) -> JobStats:
+    async def job_stats(self, team: TeamRef, days: int) -> JobStats:
         zone = team_zone(team)
         window = stats_window(days, zone, datetime.now(UTC))
         if _aligned(window.start) and _aligned(window.end):
@@ -217,7 +218,7 @@ class PipelineStatsService:
             breakdown=dict(zip(window.keys, buckets, strict=True)),
         )
 
-    async def total_rows(self, team: Team, organization_id: uuid.UUID) -> TotalRowsStats:
+    async def total_rows(self, team: TeamRef, organization_id: uuid.UUID) -> TotalRowsStats:
         record = await self.session.get(BillingRecord, organization_id)
         if record is not None:
             start, end = record.period_start, record.period_end

@@ -19,8 +19,9 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import TeamRef
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
-from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
+from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.services.warehouse_membership import tables_of
 from app.settings import Settings
 from app.warehouse.sql import quote_ident
@@ -105,7 +106,7 @@ class PropertyValuesService:
         self.settings = settings
 
     async def values(
-        self, team: Team, *, table_name: str | None, key: str | None, value: str | None
+        self, team: TeamRef, *, table_name: str | None, key: str | None, value: str | None
     ) -> list[str]:
         if not key:
             raise ValidationFailed(KEY_REQUIRED, attr="key", code="required")

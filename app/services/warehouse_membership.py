@@ -30,8 +30,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import TeamRef
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
-from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
+from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.services.names import reserved_schema_reason, validate_schema_name, validate_table_name
 from app.settings import Settings
 from app.warehouse.team_tables import TeamTables, ensure_team_tables
@@ -70,11 +71,13 @@ class WarehouseMembershipService:
         self.session = session
         self.settings = settings
 
-    async def enable_backfill(self, team: Team, table_name: str | None) -> WarehouseTeamMembership:
+    async def enable_backfill(
+        self, team: TeamRef, table_name: str | None
+    ) -> WarehouseTeamMembership:
         suffix = validate_table_name(table_name)
         return await self._join(team, table_suffix=suffix, schema_name=None, attr="table_name")
 
-    async def onboard_team(self, team: Team, schema_name: str | None) -> WarehouseTeamMembership:
+    async def onboard_team(self, team: TeamRef, schema_name: str | None) -> WarehouseTeamMembership:
         schema = validate_schema_name(schema_name)
         return await self._join(team, table_suffix=None, schema_name=schema, attr="schema_name")
 
@@ -117,7 +120,7 @@ class WarehouseMembershipService:
 
     async def _join(
         self,
-        team: Team,
+        team: TeamRef,
         *,
         table_suffix: str | None,
         schema_name: str | None,
@@ -145,7 +148,7 @@ class WarehouseMembershipService:
         return membership
 
     async def _add(
-        self, team: Team, table_suffix: str | None, schema_name: str | None, name: str
+        self, team: TeamRef, table_suffix: str | None, schema_name: str | None, name: str
     ) -> WarehouseTeamMembership:
         if schema_name is not None:
             reason = reserved_schema_reason(schema_name)
