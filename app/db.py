@@ -75,6 +75,26 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+def build_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for GET actions that only read: the same pool, in autocommit, so a read pays
+    no BEGIN and no COMMIT round trip. Each statement sees its own snapshot."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+    )
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with maker() as session:
+        yield session
+
+
+# Only for endpoints that never write: nothing here commits.
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN, CLOSE ALL, advisory unlock).
 

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from app import __version__
 from app.auth import environment_resolver, project_resolver
-from app.db import ReadPool, build_engine, build_sessionmaker
+from app.db import ReadPool, build_engine, build_read_sessionmaker, build_sessionmaker
 from app.errors import install_error_handlers
 from app.hot_reads import HotReads
 from app.queue import JobQueue
@@ -52,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
+    app.state.read_sessionmaker = build_read_sessionmaker(engine)
     app.state.read_pool = read_pool = await ReadPool.open(settings)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)

@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 from fastapi import Query
 
 from app.auth import Context
-from app.db import DbSession
+from app.db import DbSession, ReadSession
 from app.errors import ValidationFailed
 from app.routers.actions import Action
 from app.schemas.pipelines import (
@@ -90,7 +90,7 @@ def activity_query(
 
 async def running_activity(
     ctx: Context,
-    session: DbSession,
+    session: ReadSession,
     limit: QueryStr = None,
     offset: QueryStr = None,
     cutoff_days: QueryStr = None,
@@ -104,7 +104,7 @@ async def running_activity(
 
 async def completed_activity(
     ctx: Context,
-    session: DbSession,
+    session: ReadSession,
     limit: QueryStr = None,
     offset: QueryStr = None,
     cutoff_days: QueryStr = None,
@@ -133,11 +133,11 @@ def parse_days(raw: str | None) -> int:
     return days
 
 
-async def job_stats(ctx: Context, session: DbSession, days: QueryStr = None) -> JobStats:
+async def job_stats(ctx: Context, session: ReadSession, days: QueryStr = None) -> JobStats:
     return await PipelineStatsService(session).job_stats(ctx.team, parse_days(days))
 
 
-async def data_health_issues(ctx: Context, session: DbSession) -> HealthIssues:
+async def data_health_issues(ctx: Context, session: ReadSession) -> HealthIssues:
     return await PipelineHealthService(session).issues(ctx.team.id)
 
 
@@ -146,16 +146,16 @@ async def data_ops_dashboard(ctx: Context, session: DbSession) -> DashboardRef:
     return DashboardRef(dashboard_id=dashboard_id)
 
 
-async def total_rows_stats(ctx: Context, session: DbSession) -> TotalRowsStats:
+async def total_rows_stats(ctx: Context, session: ReadSession) -> TotalRowsStats:
     return await PipelineStatsService(session).total_rows(ctx.team, ctx.organization_id)
 
 
-async def managed_warehouse_data_status(ctx: Context, session: DbSession) -> DataStatus:
+async def managed_warehouse_data_status(ctx: Context, session: ReadSession) -> DataStatus:
     return await WarehouseReadinessService(session).data_status(ctx.team.id)
 
 
 async def managed_warehouse_source_schemas(
-    ctx: Context, session: DbSession, source_id: QueryStr = None
+    ctx: Context, session: ReadSession, source_id: QueryStr = None
 ) -> SourceSchemas:
     if source_id is None or not source_id.strip():
         raise ValidationFailed("source_id is required", attr="source_id", code="required")
