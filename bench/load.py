@@ -83,7 +83,9 @@ def wrk(url: str, *, concurrency: int, duration: int, headers: dict[str, str]) -
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _latency(out, "50%"),
+        "p90_ms": _latency(out, "90%"),
         "p99_ms": _latency(out, "99%"),
+        "max_ms": _max_latency(out),
         "non_2xx": float(m.group(1))
         if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out))
         else 0,
@@ -91,12 +93,20 @@ def wrk(url: str, *, concurrency: int, duration: int, headers: dict[str, str]) -
     }
 
 
+def _max_latency(out: str) -> float:
+    m = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b", out)
+    return _ms(float(m.group(1)), m.group(2)) if m else float("nan")
+
+
+def _ms(value: float, unit: str) -> float:
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
 def _latency(out: str, pct: str) -> float:
     m = re.search(rf"{re.escape(pct)}\s+([\d.]+)(us|ms|s)\b", out)
     if m is None:
         return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return _ms(float(m.group(1)), m.group(2))
 
 
 async def seed(base: str, env: dict[str, str], *, jobs: bool) -> dict[str, str]:
