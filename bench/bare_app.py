@@ -30,10 +30,16 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 async def _open_pool() -> asyncpg.Pool:
-    # Same no-op reset as the service's read pool (app/db.py), so the limit is not slowed by
-    # a reset round trip the service does not pay.
+    # Same size and no-op reset as the service's read pool (app/db.py), so the limit is not
+    # slowed by a reset round trip the service does not pay. Idle connections close after 5 s:
+    # bench/load.py keeps every server up while it measures the others, and PostgreSQL's
+    # connection limit is shared.
     return await asyncpg.create_pool(
-        os.environ["BARE_DATABASE_URL"], min_size=5, max_size=10, reset=_keep_session
+        os.environ["BARE_DATABASE_URL"],
+        min_size=0,
+        max_size=10,
+        reset=_keep_session,
+        max_inactive_connection_lifetime=5,
     )
 
 

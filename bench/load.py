@@ -270,11 +270,11 @@ def main() -> None:
                 targets[bare_name] = (bare + "/", {})
             # Every target in turn, `--repeat` times: a drift of the machine (other load,
             # CPU frequency) then touches the service and the limits alike.
+            # Each measurement follows a 1 s warm-up of its own target (pools filled, caches hot).
             for level in levels:
-                for url, headers in targets.values():
-                    wrk(url, concurrency=level, duration=2, headers=headers)  # warm-up
                 for _ in range(args.repeat):
                     for name, (url, headers) in targets.items():
+                        wrk(url, concurrency=level, duration=1, headers=headers)
                         runs.setdefault(f"{name}@{level}", []).append(
                             wrk(url, concurrency=level, duration=args.duration, headers=headers)
                         )
