@@ -89,11 +89,17 @@ async def _key_from_body(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
-    header = request.headers.get("authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, if it is one."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip(), "Authorization header"
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is not None:
+        return token, "Authorization header"
     body_key = await _key_from_body(request)
     if body_key:
         return body_key, "body"

@@ -10,7 +10,7 @@ and scopes that allow the action, and an endpoint that answers. It runs what the
 runs:
 
 - the same statement (`app.auth.lookup_key` with the action's `Prefetch`),
-- the same checks (`check_key_restrictions`, `check_scopes`, `check_org_admin`),
+- the same checks (`Action.authorize`: restrictions, scopes, organization admin),
 - the same endpoint function, serialized through the action's response model as FastAPI does,
 - the same rate limiter and `last_used_at` note (`app.auth.admit`) — last here, after the
   side-effect-free endpoint, so that a request handed on has not been counted yet.
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
-from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,9 +43,7 @@ from app.auth import (
     TEAM_BY_PROJECT,
     admit,
     auth_query,
-    check_key_restrictions,
-    check_org_admin,
-    check_scopes,
+    bearer_token,
     context_from_row,
     lookup_key,
     principal_from_row,
@@ -93,7 +90,7 @@ class HotReads:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request if it is the ordinary kind; False hands it on, untouched."""
-        match = _PATH.fullmatch(get_route_path(scope))
+        match = _PATH.fullmatch(_route_path(scope))
         if match is None:
             return False
         prefix, raw_id, name, slash = match.groups()
@@ -115,9 +112,7 @@ class HotReads:
                 return False
             principal = principal_from_row(row)
             ctx = context_from_row(row, principal)
-            check_key_restrictions(ctx)
-            check_scopes(ctx, tuple(action.scopes))
-            check_org_admin(ctx, action.admin_verb)
+            action.authorize(ctx)
             request = Request(scope, receive)
             request.state.principal = principal
             request.state.context = ctx
@@ -156,10 +151,15 @@ class HotReads:
         return self._routed[path]
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the root path the app may be mounted under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _bearer_key(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
+        if name == b"authorization":  # the first one, as Starlette's Headers.get reads it
+            return bearer_token(value.decode("latin-1"))
     return None

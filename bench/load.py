@@ -254,6 +254,8 @@ def main() -> None:
             wanted = args.targets.split(",")
             jobs = bool({"running_activity", "job_stats"} & set(wanted))
             ids = asyncio.run(seed(base, env, jobs=jobs))
+            # Vacuum and analyze now, so autovacuum does not wake up mid-measurement.
+            asyncio.run(_admin("VACUUM (ANALYZE)", database=dbname))
             auth = {"Authorization": f"Bearer {ids['key']}"}
             prefix = f"{base}/api/environments/{ids['env_id']}/data_warehouse"
             service = {
@@ -333,8 +335,8 @@ def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
     print(f"results written to {path}")
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(with_database(SERVER_DSN, "postgres"))
+async def _admin(sql: str, database: str = "postgres") -> None:
+    conn = await asyncpg.connect(with_database(SERVER_DSN, database))
     try:
         await conn.execute(sql)
     finally:

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.auth import Prefetch
+from app.auth import (
+    Prefetch,
+    RequestContext,
+    check_key_restrictions,
+    check_org_admin,
+    check_scopes,
+)
 from app.errors import ErrorBody
 from app.scopes import Scope
 
@@ -43,6 +49,13 @@ class Action:
     # Served by app.hot_reads when the request is the ordinary kind: only for a read-only GET
     # whose endpoint takes just `ctx` and `request` and has no side effects.
     hot: bool = False
+
+    def authorize(self, ctx: RequestContext) -> None:
+        """The key's team/organization restrictions, its scopes, then organization admin
+        (API.md §3); raises PermissionDenied with the first that fails."""
+        check_key_restrictions(ctx)
+        check_scopes(ctx, self.scopes)
+        check_org_admin(ctx, self.admin_verb)
 
     def openapi_extra(self) -> dict[str, Any] | None:
         if self.method not in ("POST", "DELETE"):

@@ -22,14 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from app import idempotency
-from app.auth import (
-    Prefetch,
-    RequestContext,
-    TeamResolver,
-    check_key_restrictions,
-    check_org_admin,
-    check_scopes,
-)
+from app.auth import Prefetch, RequestContext, TeamResolver
 from app.errors import APIError, ParseError, error_response
 from app.routers import membership_actions, pipeline_actions, warehouse_actions
 from app.routers.actions import Action
@@ -50,9 +43,7 @@ def _access_guard(
     async def guard(
         request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
     ) -> RequestContext:
-        check_key_restrictions(ctx)
-        check_scopes(ctx, tuple(action.scopes))
-        check_org_admin(ctx, action.admin_verb)
+        action.authorize(ctx)
         if getattr(request.state, "malformed_body", False):
             raise ParseError()
         request.state.context = ctx
