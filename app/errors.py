@@ -210,7 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
 
     async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
-        if not _is_connection_failure(exc):
+        if not is_connection_failure(exc):
             return await _unhandled(request, exc)
         logger.warning(
             "dependency unavailable",
@@ -243,7 +243,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id(request)
-        if _is_connection_failure(exc):
+        if is_connection_failure(exc):
             logger.warning("dependency unavailable", extra={"request_id": rid})
             return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
         logger.exception("unhandled error", extra={"request_id": rid})
@@ -258,7 +258,7 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return isinstance(cause, asyncpg.exceptions.DataError)
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
+def is_connection_failure(exc: BaseException) -> bool:
     """asyncpg / redis connection failures that mean 'try again', not 'bug'."""
     seen: set[int] = set()
     cur: BaseException | None = exc

@@ -15,10 +15,12 @@ runs:
 - the same rate limiter and `last_used_at` note (`app.auth.admit`) — last here, after the
   side-effect-free endpoint, so that a request handed on has not been counted yet.
 
-Anything else — no key or a bad one, an unknown team, a refused check, an error from the
+Anything else — no key or a bad one, an unknown team, a refused check, an API error from the
 endpoint, a database that does not answer — goes to the FastAPI app untouched, before anything
 was counted, and is answered there: error responses are made in one place. The one error made
 here is 429, through the same `error_response`, so a throttled request is not counted twice.
+Any other exception is a bug and is not caught here: the app's server-error handler logs it
+and answers 500.
 
 It is installed as the innermost user middleware: FastAPI's server-error and telemetry
 middleware still wrap it, and it puts the matched route in the scope as the router would
@@ -48,7 +50,7 @@ from app.auth import (
     lookup_key,
     principal_from_row,
 )
-from app.errors import Throttled, error_response
+from app.errors import APIError, Throttled, error_response, is_connection_failure
 from app.routers.actions import Action
 
 _PATH = re.compile(r"/api/(environments|projects)/([^/]+)/data_warehouse/([^/]+?)(/?)")
@@ -118,18 +120,22 @@ class HotReads:
             request.state.context = ctx
             value = await action.endpoint(ctx=ctx, request=request)
             body = route.adapter.dump_json(value, by_alias=True, exclude_none=action.exclude_none)
-        except Exception:
-            # Refused, missing or failing: the routed path answers it, in the one error shape.
-            return False
+        except APIError:
+            return False  # refused or missing: the routed path answers, in the one error shape
+        except Exception as exc:
+            if is_connection_failure(exc):
+                return False  # the routed path retries, then answers 503
+            raise  # a bug: the server-error handler logs it and answers 500
         try:
             await admit(state, row)
         except Throttled as exc:
             response = error_response(exc.status_code, exc.body(), exc.headers)
             await response(scope, receive, send)
             return True
-        except Exception:
-            # The last_used_at note met an outage: the routed path answers it (503).
-            return False
+        except Exception as exc:
+            if is_connection_failure(exc):
+                return False  # the last_used_at note met an outage: the routed path answers
+            raise
         await send(
             {
                 "type": "http.response.start",

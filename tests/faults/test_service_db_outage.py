@@ -61,6 +61,9 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
                 "attr": None,
             }
             assert down.headers["Retry-After"] == "1"
+            # The status poll's fast path hands an outage to the routed path: 503, not 500.
+            poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
+            assert (poll.status_code, poll.json()) == (503, down.json())
             ready = await client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["code"] == "unavailable"
@@ -69,4 +72,6 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
             again = await client.get(url, headers=tenant.headers)
             assert again.status_code == 200, again.text
             assert again.json() == {"name": "acme", "available": True}
+            poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
+            assert poll.status_code == 404, poll.text  # back, and this org has no warehouse
             assert (await client.get("/readyz")).status_code == 200
