@@ -50,6 +50,9 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
             tenant = await create_tenant(client)
             url = tenant.env_url("check-database-name") + "?name=acme"
             assert (await client.get(url, headers=tenant.headers)).status_code == 200
+            # A read on the autocommit read engine, so its pool holds a connection too.
+            activity = tenant.env_url("running_activity")
+            assert (await client.get(activity, headers=tenant.headers)).status_code == 200
 
             cluster.stop("immediate")
             down = await client.get(url, headers=tenant.headers)
@@ -64,6 +67,8 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
             # The status poll's fast path hands an outage to the routed path: 503, not 500.
             poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
             assert (poll.status_code, poll.json()) == (503, down.json())
+            read = await client.get(activity, headers=tenant.headers)
+            assert (read.status_code, read.json()) == (503, down.json())
             ready = await client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["code"] == "unavailable"
@@ -74,4 +79,9 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
             assert again.json() == {"name": "acme", "available": True}
             poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
             assert poll.status_code == 404, poll.text  # back, and this org has no warehouse
+            read = await client.get(activity, headers=tenant.headers)
+            assert read.status_code == 200, (
+                read.text
+            )  # the read pool's stale connection was replaced
+            assert read.json()["results"] == []
             assert (await client.get("/readyz")).status_code == 200
