@@ -61,6 +61,17 @@ def _prepare_for_unprivileged_user(*paths: Path) -> list[str]:
     return ["runuser", "-u", RUN_AS_USER, "--"]
 
 
+# Every TCP login needs a SCRAM password, and a role other than the admin may only connect to
+# the database of its own name: a warehouse's login role is named like its database, so it
+# reaches that database and no other (not `postgres`, not `template1`). The same rules belong
+# in the pg_hba.conf of a production warehouse cluster (see README, "Warehouse cluster").
+CONFINED_HBA = """\
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+host    all       postgres  127.0.0.1/32   scram-sha-256
+host    sameuser  all       127.0.0.1/32   scram-sha-256
+"""
+
+
 @dataclass
 class PasswordCheckingCluster:
     """A PostgreSQL cluster whose TCP logins need a SCRAM password."""
@@ -112,6 +123,8 @@ class PasswordCheckingCluster:
                 )
         else:
             self.admin_password = password_file.read_text().strip()
+        # Rewritten on every start, so a cluster made by an older version gets it too.
+        (self.datadir / "pg_hba.conf").write_text(CONFINED_HBA)
         self.port = self.port or free_port()
         self._run(
             str(bin_dir / "pg_ctl"),

@@ -173,6 +173,13 @@ async def test_tenants_are_isolated(client, settings, cluster):
         "postgres", "SELECT has_database_privilege($1, $2, 'CONNECT')", name_a, name_b
     )
     assert can_connect is False
+    # Nor the cluster's own databases, where catalogs and other sessions could be browsed:
+    # the cluster's pg_hba lets a role other than the admin reach only its namesake database.
+    for database in ("postgres", "template1"):
+        with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
+            await cluster.login(database, creds_a["username"], creds_a["password"])
+    conn = await cluster.login(name_a, creds_a["username"], creds_a["password"])
+    await conn.close()
 
 
 async def test_deprovision_then_delete_record(client, app, tenant, settings, cluster):
