@@ -28,6 +28,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3
 from app.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
 from app.main import create_app
 from app.settings import Settings, to_plain_dsn, with_database
@@ -95,7 +96,38 @@ def storage_root() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> Iterator[Settings]:
+def s3_server() -> Iterator[EmbeddedS3 | None]:
+    """The session's S3 server: `TEST_S3_ENDPOINT_URL` when set, else moto's, started here."""
+    if os.environ.get("TEST_S3_ENDPOINT_URL"):
+        yield None
+        return
+    server = EmbeddedS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_settings(server: EmbeddedS3 | None) -> dict[str, Any]:
+    if server is None:
+        return {
+            "s3_endpoint_url": os.environ["TEST_S3_ENDPOINT_URL"],
+            "s3_access_key_id": os.environ.get("TEST_S3_ACCESS_KEY_ID"),
+            "s3_secret_access_key": os.environ.get("TEST_S3_SECRET_ACCESS_KEY"),
+        }
+    return {
+        "s3_endpoint_url": server.endpoint_url,
+        "s3_access_key_id": EMBEDDED_S3_ACCESS_KEY,
+        "s3_secret_access_key": EMBEDDED_S3_SECRET,
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(
+    warehouse_cluster: PasswordCheckingCluster,
+    storage_root: Path,
+    s3_server: EmbeddedS3 | None,
+) -> Iterator[Settings]:
     server = _server_dsn()
     dbname = f"wh_test_{RUN_ID}"
 
@@ -127,6 +159,9 @@ def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> 
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
         storage_root=str(storage_root),
+        # Each run its own buckets, even against a shared S3 server.
+        s3_bucket_prefix=f"wh-test-{RUN_ID}",
+        **s3_settings(s3_server),
         rate_limit_per_minute=0,
         provision_deadline_seconds=30,
         job_retry_base_seconds=0.05,

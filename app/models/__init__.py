@@ -30,6 +30,12 @@ from app.models.pipelines import (
     SavedQuery,
 )
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.models.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "AuditLog",
@@ -63,4 +69,8 @@ __all__ = [
     "WarehouseCluster",
     "WarehouseState",
     "WarehouseTeamMembership",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -1,0 +1,1 @@
+"""PostgreSQL cluster plumbing: finding client programs, copying databases between clusters."""
