@@ -11,6 +11,7 @@
     ├── Conflict                409 invalid_request / conflict
     ├── Throttled               429 throttled_error / throttled (+ Retry-After)
     └── ServiceUnavailable      503 server_error / unavailable
+        └── NoCapacity          503 server_error / no_capacity (no cluster has room, §8)
 
 Anything else that escapes a route is logged with the request id and answered 500 with a
 generic detail; the exception text is never echoed to the client.
@@ -136,6 +137,11 @@ class ServiceUnavailable(APIError):
     type = "server_error"
     code = "unavailable"
     default_detail = "The service is temporarily unavailable. Try again shortly."
+
+
+class NoCapacity(ServiceUnavailable):
+    code = "no_capacity"
+    default_detail = "No warehouse cluster has room for a new warehouse"
 
 
 def error_response(

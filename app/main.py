@@ -18,12 +18,18 @@ from app.errors import install_error_handlers
 from app.hot_reads import HotReads
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
-from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
+from app.routers import (
+    health,
+    internal_clusters,
+    internal_identity,
+    internal_pipelines,
+    internal_warehouse,
+)
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
+from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_warehouse_backend
-from app.warehouse.safety import ClusterAuthGuard
+from app.warehouse import build_secret_box
 
 DESCRIPTION = """
 Managed data warehouses for every organization, and the health of the pipelines that feed
@@ -64,14 +70,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sync_interval=settings.rate_limit_sync_ms / 1000,
     )
     await bootstrap_default_cluster(app.state.sessionmaker, settings)
-    backend = build_warehouse_backend(settings, pool_max_size=5)
-    app.state.warehouse_backend = backend
+    backends = ClusterBackends(settings, pool_max_size=5)
+    app.state.cluster_backends = backends
     app.state.secret_box = build_secret_box(settings)
-    app.state.readiness_problem = await ClusterAuthGuard(backend, settings).problem_at_startup()
+    configured = backends.guard(settings.warehouse_admin_dsn)
+    app.state.readiness_problem = await configured.problem_at_startup()
     try:
         yield
     finally:
-        await backend.close()
+        await backends.close()
         await read_pool.close()
         await redis.aclose()
         await engine.dispose()
@@ -103,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(HotReads, actions=actions)
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(internal_clusters.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
 

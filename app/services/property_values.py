@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import TeamRef
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.services.fleet.backends import admin_dsn_of
 from app.services.warehouse_membership import tables_of
 from app.settings import Settings
 from app.warehouse.sql import quote_ident
@@ -132,7 +133,10 @@ class PropertyValuesService:
             raise NotFound(TABLE_NOT_FOUND)
 
         try:
-            async with tenant_database(self.settings, found.ManagedWarehouse.database_name) as conn:
+            async with tenant_database(
+                await admin_dsn_of(self.session, self.settings, found.ManagedWarehouse.cluster),
+                found.ManagedWarehouse.database_name,
+            ) as conn:
                 return await self._lookup(conn, table, key, value)
         except WarehouseDatabaseMissing as exc:
             raise NotFound(TABLE_NOT_FOUND) from exc

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import TeamRef
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.services.fleet.backends import admin_dsn_of
 from app.services.names import reserved_schema_reason, validate_schema_name, validate_table_name
 from app.settings import Settings
 from app.warehouse.team_tables import TeamTables, ensure_team_tables
@@ -105,7 +106,10 @@ class WarehouseMembershipService:
     ) -> None:
         """Create the membership's tables in the (ready) warehouse and record when."""
         await self._lock(membership.organization_id)
-        async with tenant_database(self.settings, warehouse.database_name) as conn:
+        async with tenant_database(
+            await admin_dsn_of(self.session, self.settings, warehouse.cluster),
+            warehouse.database_name,
+        ) as conn:
             try:
                 await ensure_team_tables(
                     conn, owner_role=warehouse.login_role, tables=tables_of(membership)

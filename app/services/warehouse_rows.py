@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
 from app.schemas.membership import EventRow, PersonRow
+from app.services.fleet.backends import admin_dsn_of
 from app.services.warehouse_membership import WarehouseMembershipService, tables_of
 from app.settings import Settings
 from app.warehouse.tenant_connection import tenant_database
@@ -134,7 +135,10 @@ class WarehouseRowsService:
             await memberships.ensure_tables(warehouse, membership)
         tables = tables_of(membership)
         qualified = tables.qualified_events if table == "events" else tables.qualified_persons
-        async with tenant_database(self.settings, warehouse.database_name) as conn:
+        async with tenant_database(
+            await admin_dsn_of(self.session, self.settings, warehouse.cluster),
+            warehouse.database_name,
+        ) as conn:
             try:
                 return await _insert(conn, qualified, table, rows)
             except (
@@ -144,5 +148,8 @@ class WarehouseRowsService:
                 pass
         # The tables were dropped behind our back (e.g. the warehouse was rebuilt): recreate.
         await memberships.ensure_tables(warehouse, membership)
-        async with tenant_database(self.settings, warehouse.database_name) as conn:
+        async with tenant_database(
+            await admin_dsn_of(self.session, self.settings, warehouse.cluster),
+            warehouse.database_name,
+        ) as conn:
             return await _insert(conn, qualified, table, rows)

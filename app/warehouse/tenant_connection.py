@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 
 from app.errors import Conflict
-from app.settings import Settings
 from app.warehouse.sql import database_dsn
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -30,11 +29,11 @@ class WarehouseDatabaseMissing(Conflict):
 
 
 @asynccontextmanager
-async def tenant_database(settings: Settings, database_name: str) -> AsyncIterator[Any]:
-    """An asyncpg connection to `database_name` on the warehouse cluster, as its admin."""
+async def tenant_database(admin_dsn: str, database_name: str) -> AsyncIterator[Any]:
+    """An asyncpg connection to `database_name`, as the admin of its cluster (`admin_dsn`)."""
     try:
         conn = await asyncpg.connect(
-            database_dsn(settings.warehouse_admin_dsn, database_name),
+            database_dsn(admin_dsn, database_name),
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings={
                 "application_name": "warehouse-api",

@@ -33,10 +33,11 @@ from app.models import (
     WarehouseTeamMembership,
 )
 from app.services.audit import AuditService
+from app.services.fleet.backends import ClusterBackends, admin_dsn_of
 from app.services.operations.service import OperationsService
 from app.settings import Settings
 from app.warehouse.backend import WarehouseBackend
-from app.warehouse.safety import ClusterAuthGuard, TrustAuthRefused
+from app.warehouse.safety import TrustAuthRefused
 from app.warehouse.scram import scram_verifier
 from app.warehouse.secret_box import SecretBox
 from app.warehouse.storage import Storage
@@ -109,18 +110,16 @@ class WarehouseMachine:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
-        backend: WarehouseBackend,
+        backends: ClusterBackends,
         storage: Storage,
         secrets: SecretBox,
-        guard: ClusterAuthGuard,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.storage = storage
         self.secrets = secrets
-        self.guard = guard
 
     def backoff(self, attempt: int) -> float:
         base = float(self.settings.job_retry_base_seconds) * 2.0 ** min(max(attempt - 1, 0), 10)
@@ -165,6 +164,8 @@ class WarehouseMachine:
                     setattr(wh, sub, S.PROVISIONING if wh.state == S.PROVISIONING else S.DELETING)
                 if wh.attempt == 0:
                     wh.status_message = LABELS[step]
+                # The warehouse's own cluster (API.md §8), read in this step's transaction.
+                admin_dsn = await admin_dsn_of(session, self.settings, wh.cluster)
                 snap = Snapshot(
                     id=wh.id,
                     organization_id=wh.organization_id,
@@ -176,10 +177,11 @@ class WarehouseMachine:
                     tables=tables,
                 )
             try:
+                backend = self.backends.for_dsn(admin_dsn)
                 if step in GUARDED_STEPS:
-                    await self.guard.ensure_safe()
+                    await self.backends.guard(admin_dsn).ensure_safe()
                 failpoint("before", step)
-                result = await self._act(step, snap)
+                result = await self._act(step, snap, backend)
                 failpoint("after", step)
             except Exception as exc:
                 return await self._record_failure(warehouse_id, generation, step, exc)
@@ -243,8 +245,7 @@ class WarehouseMachine:
 
     # -- actions on the outside world -------------------------------------------------------
 
-    async def _act(self, step: str, snap: Snapshot) -> Any:
-        b = self.backend
+    async def _act(self, step: str, snap: Snapshot, b: WarehouseBackend) -> Any:
         if step == "cleanup":
             for name in snap.stale_names:
                 if name != snap.database_name:
