@@ -1,0 +1,1 @@
+"""What happened to a warehouse: the audit log (and operations)."""
