@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -25,6 +26,7 @@ from fastapi import FastAPI
 
 from app.core.migrate import migrate_database
 from app.devtools.embedded import PasswordCheckingCluster, embedded_redis
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3
 from app.settings import Settings, with_database
 from tests.support import status_recorder
 from tests.support.harness import (
@@ -74,7 +76,38 @@ def storage_root() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> Iterator[Settings]:
+def s3_server() -> Iterator[EmbeddedS3 | None]:
+    """The session's S3 server: `TEST_S3_ENDPOINT_URL` when set, else moto's, started here."""
+    if os.environ.get("TEST_S3_ENDPOINT_URL"):
+        yield None
+        return
+    server = EmbeddedS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_settings(server: EmbeddedS3 | None) -> dict[str, Any]:
+    if server is None:
+        return {
+            "s3_endpoint_url": os.environ["TEST_S3_ENDPOINT_URL"],
+            "s3_access_key_id": os.environ.get("TEST_S3_ACCESS_KEY_ID"),
+            "s3_secret_access_key": os.environ.get("TEST_S3_SECRET_ACCESS_KEY"),
+        }
+    return {
+        "s3_endpoint_url": server.endpoint_url,
+        "s3_access_key_id": EMBEDDED_S3_ACCESS_KEY,
+        "s3_secret_access_key": EMBEDDED_S3_SECRET,
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(
+    warehouse_cluster: PasswordCheckingCluster,
+    storage_root: Path,
+    s3_server: EmbeddedS3 | None,
+) -> Iterator[Settings]:
     server = server_dsn()
     dbname = f"wh_test_{RUN_ID}"
 
@@ -106,6 +139,9 @@ def settings(warehouse_cluster: PasswordCheckingCluster, storage_root: Path) -> 
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
         storage_root=str(storage_root),
+        # Each run its own buckets, even against a shared S3 server.
+        s3_bucket_prefix=f"wh-test-{RUN_ID}",
+        **s3_settings(s3_server),
         rate_limit_per_minute=0,
         provision_deadline_seconds=30,
         job_retry_base_seconds=0.05,

@@ -1,1 +1,1 @@
-"""Only for local work: `warehouse dev` and the embedded servers it and the tests start."""
+"""Local-only tools: `warehouse dev` and the embedded servers it and the tests start."""

@@ -3,6 +3,9 @@
 Without `DATABASE_URL` / `REDIS_URL` / `WAREHOUSE_ADMIN_URL` in the environment it starts an
 embedded PostgreSQL (service database `warehouse_api`), an embedded Redis and a
 password-checking warehouse cluster, all under `.data/`, so a second run finds the same data.
+Without `S3_ENDPOINT_URL` it starts moto's S3 server, which keeps its data in memory only
+(app/devtools/s3server.py): buckets come back through the worker's storage check, snapshot
+objects do not.
 Then it migrates, makes sure a demo organization / project / admin user exist, prints a working
 API key, and runs the API (uvicorn, in this process) and the worker (a child process,
 `python -m app.worker`) until Ctrl-C or SIGTERM. Shutdown: uvicorn stops, the signal is
@@ -195,6 +198,18 @@ def _prepare_environment(data_dir: Path, stack: contextlib.ExitStack) -> None:
     if not env.get("INTERNAL_API_TOKEN"):
         env["INTERNAL_API_TOKEN"] = _secret_file(data_dir / "internal_api_token")
     env.setdefault("STORAGE_ROOT", str(data_dir / "storage"))
+    if not env.get("S3_ENDPOINT_URL"):
+        from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3
+
+        s3 = EmbeddedS3(log_file=data_dir / "s3server.log").start()
+        stack.callback(s3.stop)
+        env["S3_ENDPOINT_URL"] = s3.endpoint_url
+        env.setdefault("S3_ACCESS_KEY_ID", EMBEDDED_S3_ACCESS_KEY)
+        env.setdefault("S3_SECRET_ACCESS_KEY", EMBEDDED_S3_SECRET)
+        print(
+            f"embedded S3 (moto, in memory: lost on restart): {s3.endpoint_url}",
+            file=sys.stderr,
+        )
 
 
 def _banner(tenant: DemoTenant, host: str, port: int, data_dir: Path) -> str:

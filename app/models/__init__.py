@@ -28,6 +28,12 @@ from app.models.pipelines import (
     SavedQuery,
 )
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.models.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "AuditLog",
@@ -56,4 +62,8 @@ __all__ = [
     "User",
     "WarehouseState",
     "WarehouseTeamMembership",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

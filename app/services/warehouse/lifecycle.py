@@ -83,7 +83,8 @@ class WarehouseService:
         await self.session.execute(
             select(Organization.id).where(Organization.id == org_id).with_for_update()
         )
-        await self._check_table_name(ctx, table_name)
+        # API.md §4.2 order: a live warehouse (409) → the name (409) → the table rule (400/409),
+        # so a second provision always learns that a warehouse exists.
         existing = await self.session.scalar(
             select(ManagedWarehouse)
             .where(ManagedWarehouse.organization_id == org_id)
@@ -102,6 +103,7 @@ class WarehouseService:
                 raise Conflict(
                     availability.reason or f"The name '{database_name}' is not available"
                 )
+        await self._check_table_name(ctx, table_name)
 
         password = generate_password()
         ciphertext = self.secrets.encrypt(password)
