@@ -31,6 +31,7 @@ from app.routers import (
     internal_pipelines,
     internal_warehouse,
 )
+from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
 
 DESCRIPTION = """
@@ -71,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prefix=settings.queue_name,
         sync_interval=settings.rate_limit_sync_ms / 1000,
     )
+    await bootstrap_default_cluster(app.state.sessionmaker, settings)
     backend = build_warehouse_backend(settings, pool_max_size=5)
     app.state.warehouse_backend = backend
     app.state.secret_box = build_secret_box(settings)

@@ -41,6 +41,10 @@ class Action:
     errors: tuple[int, ...] = field(default=())
     # Columns the endpoint reads in the authentication statement (one round trip, not two).
     prefetch: Prefetch | None = None
+    # OpenAPI naming when the path is not the name (`operations/{operation_id}` is
+    # `..._operations_retrieve`) or the verb is not the method's (`..._operations_list`).
+    operation_name: str | None = None
+    verb: str | None = None
 
     def authorize(self, ctx: RequestContext) -> None:
         """The key's team/organization restrictions, its scopes, then organization admin

@@ -37,16 +37,30 @@ from app.pipeline import idempotency
 from app.pipeline.actions import Action
 from app.pipeline.auth import TeamResolver
 from app.pipeline.errors import error_response
-from app.routers import membership as membership_actions
-from app.routers import pipelines as pipeline_actions
-from app.routers import warehouse as warehouse_actions
+from app.routers import (
+    membership as membership_actions,
+)
+from app.routers import (
+    operations,
+)
+from app.routers import (
+    pipelines as pipeline_actions,
+)
+from app.routers import (
+    warehouse as warehouse_actions,
+)
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
 _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
 def all_actions() -> list[Action]:
-    return [*warehouse_actions.ACTIONS, *membership_actions.ACTIONS, *pipeline_actions.ACTIONS]
+    return [
+        *warehouse_actions.ACTIONS,
+        *membership_actions.ACTIONS,
+        *pipeline_actions.ACTIONS,
+        *operations.ACTIONS,
+    ]
 
 
 def _access_guard(
@@ -130,10 +144,9 @@ def build_data_warehouse_router(
 ) -> APIRouter:
     router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
     for action in actions:
-        operation_id = (
-            f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
-            f"_{_VERBS[action.method]}"
-        )
+        name = (action.operation_name or action.name).replace("-", "_")
+        verb = action.verb or _VERBS[action.method]
+        operation_id = f"{operation_prefix}data_warehouse_{name}_{verb}"
         guard = Depends(_access_guard(resolver(action.prefetch), action))
         for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
             router.add_api_route(

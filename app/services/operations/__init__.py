@@ -1,1 +1,1 @@
-"""What happened to a warehouse: the audit log (and operations)."""
+"""Operations (API.md §7) and the audit log: the record of every change to a warehouse."""
