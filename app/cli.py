@@ -37,11 +37,19 @@ def dev(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where embedded servers keep their data.")
     ] = Path(".data"),
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Once the API is up, fill the demo environment with a month of pipeline "
+            "records and a demo warehouse (re-running adds nothing twice).",
+        ),
+    ] = False,
 ) -> None:
     """Zero-setup dev: embedded PostgreSQL and Redis, migrations, a demo tenant, API + worker."""
     from app.devtools.dev import run_dev
 
-    run_dev(data_dir=data_dir.resolve(), host=host, port=port)
+    run_dev(data_dir=data_dir.resolve(), host=host, port=port, demo=demo)
 
 
 @cli.command()

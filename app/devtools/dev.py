@@ -11,6 +11,10 @@ API key, and runs the API (uvicorn, in this process) and the worker (a child pro
 `python -m app.worker`) until Ctrl-C or SIGTERM. Shutdown: uvicorn stops, the signal is
 forwarded to the worker and waited for, then the embedded servers stop.
 
+With `--demo`, once the API listens, app/devtools/demo.py fills the demo environment through
+the API with a month of pipeline records and a demo warehouse (idempotent: a re-run adds
+nothing twice).
+
 Secrets the dev service needs to keep across restarts (`SECRET_KEY`, so stored passwords stay
 decryptable; `INTERNAL_API_TOKEN`; the demo key) live in files under `.data/` (mode 0600).
 """
@@ -26,6 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -232,7 +237,35 @@ def _banner(tenant: DemoTenant, host: str, port: int, data_dir: Path) -> str:
     )
 
 
-def run_dev(*, data_dir: Path, host: str, port: int) -> None:
+def _fill_demo_when_up(
+    server: uvicorn.Server, settings: Settings, tenant: DemoTenant, host: str, port: int
+) -> None:
+    """`--demo`: once uvicorn listens, fill the demo environment through the API (a thread)."""
+    from app.devtools.demo import fill_demo
+
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    try:
+        summary = asyncio.run(
+            fill_demo(
+                f"http://{shown_host}:{port}",
+                internal_token=settings.internal_api_token.get_secret_value(),
+                api_key=tenant.key,
+                organization_id=tenant.organization_id,
+                environment_id=tenant.environment_id,
+            )
+        )
+    except Exception as exc:  # the API keeps running; say what went wrong
+        logger.error("--demo could not fill the demo environment: %s", exc)
+        return
+    print("\n".join(summary.lines()), flush=True)
+
+
+def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None:
     from app.core.migrate import migrate_database
     from app.devtools.embedded import stop_embedded_redis
     from app.main import create_app
@@ -268,6 +301,13 @@ def run_dev(*, data_dir: Path, host: str, port: int) -> None:
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
         )
+        if demo:
+            threading.Thread(
+                target=_fill_demo_when_up,
+                args=(server, settings, tenant, host, port),
+                name="demo-fill",
+                daemon=True,
+            ).start()
         try:
             server.run()
         except KeyboardInterrupt:
