@@ -11,7 +11,7 @@ import socket
 
 import asyncpg
 
-from app.warehouse.postgres import trusts_host_logins
+from app.pgcluster.postgres import trusts_host_logins
 
 CONNECT_TIMEOUT = 5.0
 NOT_SUPERUSER = "The cluster's admin role must be a superuser"

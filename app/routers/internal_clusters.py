@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi import (
+    APIRouter,
+    Body,
+    Path,
+    Request,
+    Response,
+)
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody
-from app.schemas.fleet import ClusterIn, ClusterList, ClusterOut, ClusterPatch
+from app.core.db import DbSession
+from app.core.errors import ErrorBody
+from app.pipeline.auth import InternalCaller
+from app.schemas.fleet import (
+    ClusterIn,
+    ClusterList,
+    ClusterOut,
+    ClusterPatch,
+)
 from app.services.fleet.clusters import ClusterRegistry, ClusterView, NewCluster
 
 router = APIRouter(prefix="/internal/clusters", tags=["internal"], dependencies=[InternalCaller])

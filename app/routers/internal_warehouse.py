@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from sqlalchemy import select
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody, NotFound
+from app.core.db import DbSession
+from app.core.errors import ErrorBody, NotFound
 from app.models import ManagedWarehouse
+from app.pipeline.auth import InternalCaller
 from app.schemas.fleet import WarehousePlacementOut
 from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
-from app.services.warehouse import NO_WAREHOUSE
-from app.services.warehouse_rows import WarehouseRowsService
+from app.services.warehouse.lifecycle import NO_WAREHOUSE
+from app.services.warehouse.rows import WarehouseRowsService
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
 

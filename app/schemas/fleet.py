@@ -6,7 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 LabelKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=63)]
 LabelValue = Annotated[str, StringConstraints(strict=True, max_length=255)]

@@ -20,14 +20,14 @@ from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
-from app.db import build_engine, build_sessionmaker
+from app.core.db import build_engine, build_sessionmaker
+from app.pgcluster import build_secret_box, build_storage
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.health import check_clusters
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_storage
-from app.worker.machine import WarehouseMachine
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.crypto import InvalidToken
-from app.errors import ServiceUnavailable
+from app.core.crypto import InvalidToken
+from app.core.errors import ServiceUnavailable
 from app.models import WarehouseCluster
+from app.pgcluster.postgres import PostgresWarehouseBackend
+from app.pgcluster.safety import ClusterAuthGuard
 from app.services.fleet.bootstrap import DEFAULT_CLUSTER, admin_url_box
 from app.settings import Settings
-from app.warehouse.postgres import PostgresWarehouseBackend
-from app.warehouse.safety import ClusterAuthGuard
 
 IDLE_SECONDS = 300.0
 

@@ -15,12 +15,17 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import ClusterState, ManagedWarehouse, WarehouseCluster, WarehouseState
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.models import (
+    ClusterState,
+    ManagedWarehouse,
+    WarehouseCluster,
+    WarehouseState,
+)
 from app.pgcluster.admin_check import admin_url_problem
 from app.services.fleet.backends import ClusterUnknown, decrypt_admin_url
 from app.services.fleet.bootstrap import admin_url_box
-from app.services.names import validate_warehouse_name
+from app.services.warehouse.names import validate_warehouse_name
 from app.settings import Settings, to_plain_dsn
 
 _LOCK_NAMESPACE = 72_010_008

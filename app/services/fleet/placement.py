@@ -15,7 +15,7 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NoCapacity
+from app.core.errors import NoCapacity
 from app.models import ClusterState, WarehouseCluster
 from app.services.fleet.bootstrap import bootstrap_in
 from app.services.fleet.clusters import warehouse_counts
