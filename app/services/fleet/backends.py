@@ -39,6 +39,7 @@ class ClusterUnknown(ServiceUnavailable):
 class RegisteredCluster:
     name: str
     admin_dsn: str
+    healthy: bool = True
 
 
 def decrypt_admin_url(settings: Settings, ciphertext: bytes) -> str:
@@ -69,12 +70,16 @@ async def admin_dsn_of(session: AsyncSession, settings: Settings, name: str | No
 async def registered_clusters(session: AsyncSession, settings: Settings) -> list[RegisteredCluster]:
     """Every registered cluster (any state), by name."""
     rows = await session.execute(
-        select(WarehouseCluster.name, WarehouseCluster.admin_url_ciphertext)
+        select(
+            WarehouseCluster.name,
+            WarehouseCluster.admin_url_ciphertext,
+            WarehouseCluster.healthy,
+        )
         .where(WarehouseCluster.admin_url_ciphertext.is_not(None))
         .order_by(WarehouseCluster.name)
     )
     return [
-        RegisteredCluster(r.name, cluster_dsn(settings, r.name, r.admin_url_ciphertext))
+        RegisteredCluster(r.name, cluster_dsn(settings, r.name, r.admin_url_ciphertext), r.healthy)
         for r in rows
     ]
 
@@ -114,12 +119,16 @@ class ClusterBackends:
         return guard
 
     async def name_exists_anywhere(self, session: AsyncSession, name: str) -> bool:
-        """Does any registered cluster hold a database or role of this name? (§4.1, §8)"""
+        """Does any registered cluster hold a database or role of this name? (§4.1, §8)
+
+        A cluster the last health check found down is skipped (placement skips it too, so no
+        warehouse is created there meanwhile); one that should answer and does not is a 503.
+        """
         clusters = await registered_clusters(session, self.settings)
         if not clusters:
             clusters = [RegisteredCluster(DEFAULT_CLUSTER, self.settings.warehouse_admin_dsn)]
         answers = await asyncio.gather(
-            *(self.for_dsn(c.admin_dsn).name_exists(name) for c in clusters)
+            *(self.for_dsn(c.admin_dsn).name_exists(name) for c in clusters if c.healthy)
         )
         return any(answers)
 
