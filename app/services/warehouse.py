@@ -20,6 +20,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import ManagedWarehouse, Organization, WarehouseState, WarehouseTeamMembership
 from app.queue import JobQueue
 from app.services.audit import AuditService
+from app.services.events.outbox import emit_event
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, advance_job_id
 from app.services.warehouse_names import database_name_availability
 from app.settings import Settings
@@ -208,6 +209,13 @@ class WarehouseService:
         await self.backend.set_password(warehouse.login_role, scram_verifier(password))
         warehouse.password_ciphertext = self.secrets.encrypt(password)
         self._audit(ctx, warehouse, "rotate_password", S.READY, S.READY)
+        await emit_event(
+            self.session,
+            "warehouse.password_reset",
+            org_id=warehouse.organization_id,
+            state=S.READY,
+            cluster=warehouse.cluster,
+        )
         await self.session.flush()
         return Credentials(warehouse, warehouse.login_role, password)
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.services.audit import AuditService
+from app.services.events.outbox import emit_event
 from app.settings import Settings
 from app.warehouse.backend import WarehouseBackend
 from app.warehouse.safety import ClusterAuthGuard, TrustAuthRefused
@@ -43,6 +44,8 @@ LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
+# States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
+WEBHOOK_STATES = frozenset({S.READY, S.FAILED, S.DELETED})
 
 SUB_STATE_OF = {
     "storage": "s3_state",
@@ -140,7 +143,7 @@ class WarehouseMachine:
                 if wh.state not in (S.PENDING, S.PROVISIONING, S.DELETING):
                     return Outcome(wh.state)
                 if wh.state == S.PENDING:
-                    self._transition(session, wh, S.PROVISIONING, "Provisioning started")
+                    await self._transition(session, wh, S.PROVISIONING, "Provisioning started")
                 if wh.deadline_at is None:
                     wh.deadline_at = now() + timedelta(
                         seconds=self.settings.provision_deadline_seconds
@@ -305,7 +308,7 @@ class WarehouseMachine:
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
             wh.deadline_at = None
-            self._transition(session, wh, S.READY, "Ready")
+            await self._transition(session, wh, S.READY, "Ready")
 
     async def _finish_teardown(self, session: AsyncSession, wh: ManagedWarehouse) -> None:
         await session.execute(
@@ -317,7 +320,7 @@ class WarehouseMachine:
         wh.storage_location = None
         wh.deadline_at = None
         wh.ready_at = None
-        self._transition(session, wh, S.DELETED, "Deleted")
+        await self._transition(session, wh, S.DELETED, "Deleted")
 
     async def _record_failure(
         self, warehouse_id: uuid.UUID, generation: int, step: str, exc: Exception
@@ -343,7 +346,7 @@ class WarehouseMachine:
                 message = f"{verb} failed at step '{step}': {error}"
                 if isinstance(exc, TrustAuthRefused):
                     message = f"{verb} refused: {exc}"
-                self._transition(session, wh, S.FAILED, message)
+                await self._transition(session, wh, S.FAILED, message)
                 return Outcome(S.FAILED)
             wh.status_message = (
                 f"{verb}: step '{step}' failed ({error}); retrying (attempt {wh.attempt})"
@@ -352,7 +355,7 @@ class WarehouseMachine:
             return Outcome("retry", retry_in=max(0.01, min(self.backoff(wh.attempt), remaining)))
 
     @staticmethod
-    def _transition(
+    async def _transition(
         session: AsyncSession, wh: ManagedWarehouse, to_state: str, message: str
     ) -> None:
         AuditService(session).record(
@@ -364,6 +367,14 @@ class WarehouseMachine:
         )
         wh.state = to_state
         wh.status_message = message
+        if to_state in WEBHOOK_STATES:
+            await emit_event(
+                session,
+                f"warehouse.{to_state}",
+                org_id=wh.organization_id,
+                state=to_state,
+                cluster=wh.cluster,
+            )
 
 
 def now() -> datetime:

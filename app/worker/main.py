@@ -21,6 +21,7 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.db import build_engine, build_sessionmaker
+from app.services.events.delivery import WebhookSender, build_client
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.settings import Settings
 from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
@@ -69,6 +70,38 @@ async def _periodic_reconcile(reconciler: Reconciler, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Settings) -> None:
+    """The webhook sender: a loop beside arq's, polling the outbox (app/services/events).
+
+    It stops with the worker's main task, even when arq's close never reaches `on_shutdown`.
+    """
+    sender = WebhookSender(
+        sessionmaker,
+        build_client(),
+        secret_key=settings.secret_key.get_secret_value(),
+        retry_delays=settings.webhook_retry_delays,
+        lease_seconds=settings.webhook_lease_seconds,
+    )
+    task = asyncio.create_task(sender.run())
+    ctx["webhook_task"] = task
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        main_task.add_done_callback(lambda _main: _cancel_once(task))
+
+
+def _cancel_once(task: asyncio.Task[None]) -> None:
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
+async def _stop_webhooks(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.pop("webhook_task", None)
+    if task is not None:
+        _cancel_once(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
@@ -94,6 +127,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
     )
     ctx["reconciler"] = reconciler
+    await _start_webhooks(ctx, sessionmaker, settings)
     if ctx.get("burst"):
         ctx["reconcile_task"] = asyncio.create_task(
             _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
@@ -101,6 +135,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    await _stop_webhooks(ctx)
     task: asyncio.Task[None] | None = ctx.pop("reconcile_task", None)
     if task is not None:
         task.cancel()
