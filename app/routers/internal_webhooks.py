@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    Query,
+    Request,
+    Response,
+)
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody, ValidationFailed
+from app.core.db import DbSession
+from app.core.errors import ErrorBody, ValidationFailed
+from app.pipeline.auth import InternalCaller
 from app.schemas.webhooks import (
     DeliveryList,
     DeliveryOut,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import build_engine, build_sessionmaker
+from app.core.db import build_engine, build_sessionmaker
 from app.settings import Settings
 
 

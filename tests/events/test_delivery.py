@@ -24,9 +24,9 @@ from datetime import datetime
 import pytest
 
 from app.services.events.outbox import emit_event
-from tests.conftest import INTERNAL_HEADERS, ROOT, create_tenant
 from tests.events.receiver import Receiver
-from tests.lifecycle_support import (
+from tests.support.harness import INTERNAL_HEADERS, ROOT, create_tenant
+from tests.support.lifecycle import (
     derive_settings,
     new_name,
     provision,

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from app.services.events.outbox import EVENT_TYPES
-from tests.conftest import INTERNAL_HEADERS
+from tests.support.harness import INTERNAL_HEADERS
 
 ALL = list(EVENT_TYPES)
 

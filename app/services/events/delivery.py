@@ -30,7 +30,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from app.crypto import InvalidToken
+from app.core.crypto import InvalidToken
 from app.models import WebhookDeliveryAttempt
 from app.services.events.endpoints import secret_box
 from app.services.events.outbox import event_body

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.crypto import SecretBox
-from app.errors import NotFound, ValidationFailed
+from app.core.crypto import SecretBox
+from app.core.errors import NotFound, ValidationFailed
 from app.models import WebhookDeliveryAttempt, WebhookEndpoint
 from app.services.events.outbox import EVENT_TYPES
 
