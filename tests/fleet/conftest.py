@@ -1,9 +1,9 @@
-"""Fleet fixtures: three throwaway password-checking clusters and a service database per module.
+"""Fleet tests: more throwaway password-checking clusters next to the suite's own one.
 
-`fleet_clusters` starts three clusters once per session. `fleet` gives a module its own migrated
-service database and queue, with an app whose configured cluster (bootstrapped as `default`) is
-the first of them; the tests register the others through the internal API. A module's own
-database keeps its placements apart from every other test's warehouses.
+- `second_cluster`, `third_cluster`: started once per session, like the suite's own cluster.
+- `fleet_app` (module): an app on a migrated service database of the module's own, so its
+  placements never meet another test's warehouses; its configured cluster (bootstrapped as
+  `default`) is the suite's, and the tests register the others through the internal API.
 """
 
 from __future__ import annotations
@@ -29,22 +29,28 @@ from tests.support.harness import INTERNAL_HEADERS, make_app
 from tests.support.lifecycle import derive_settings
 
 
-@pytest.fixture(scope="session")
-def fleet_clusters() -> Iterator[list[PasswordCheckingCluster]]:
-    tmp = Path(tempfile.mkdtemp(prefix="wh-fleet-"))
-    clusters: list[PasswordCheckingCluster] = []
+def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = PasswordCheckingCluster(tmp / "data").start()
     try:
-        for i in range(3):
-            clusters.append(PasswordCheckingCluster(tmp / f"c{i}").start())
-        yield clusters
+        yield cluster
     finally:
-        for cluster in clusters:
-            cluster.stop("immediate")
+        cluster.stop("immediate")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def second_cluster() -> Iterator[PasswordCheckingCluster]:
+    yield from _cluster("wh-cluster-b-")
+
+
+@pytest.fixture(scope="session")
+def third_cluster() -> Iterator[PasswordCheckingCluster]:
+    yield from _cluster("wh-cluster-c-")
+
+
 @dataclass
-class Fleet:
+class FleetApp:
     app: FastAPI
     client: httpx.AsyncClient
     settings: Settings
@@ -101,10 +107,16 @@ async def fleet_db_url(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def fleet(
-    settings: Settings, fleet_db_url: str, fleet_clusters: list[PasswordCheckingCluster]
-) -> AsyncIterator[Fleet]:
-    first = fleet_clusters[0]
+async def fleet_app(
+    settings: Settings,
+    fleet_db_url: str,
+    warehouse_cluster: PasswordCheckingCluster,
+    second_cluster: PasswordCheckingCluster,
+    third_cluster: PasswordCheckingCluster,
+) -> AsyncIterator[FleetApp]:
+    """An app on a service database of this module's own; its configured (`default`) cluster
+    is the suite's, and `clusters` lists it with the second and third."""
+    first = warehouse_cluster
     fleet_settings = derive_settings(
         settings,
         database_url=fleet_db_url,
@@ -116,4 +128,5 @@ async def fleet(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield Fleet(app, c, fleet_settings, fleet_clusters)
+            clusters = [warehouse_cluster, second_cluster, third_cluster]
+            yield FleetApp(app, c, fleet_settings, clusters)

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from app.devtools.embedded import free_port
 from app.models import WarehouseCluster
 from app.settings import Settings, to_plain_dsn, with_database
-from tests.fleet.conftest import Fleet
+from tests.fleet.conftest import FleetApp
 from tests.support.harness import INTERNAL_HEADERS
 
 FIELDS = {
@@ -40,25 +40,25 @@ def refused(r: httpx.Response, detail: str) -> None:
     }
 
 
-async def test_default_is_bootstrapped_from_the_configured_cluster(fleet: Fleet) -> None:
-    clusters = await fleet.clusters_by_name()
+async def test_default_is_bootstrapped_from_the_configured_cluster(fleet_app: FleetApp) -> None:
+    clusters = await fleet_app.clusters_by_name()
     default = clusters["default"]
     assert set(default) == FIELDS
-    assert default["public_port"] == fleet.clusters[0].port
-    assert default["public_host"] == fleet.settings.warehouse_public_host
+    assert default["public_port"] == fleet_app.clusters[0].port
+    assert default["public_host"] == fleet_app.settings.warehouse_public_host
     assert default["state"] == "active" and default["healthy"] is True
     assert default["max_warehouses"] == 500 and default["labels"] == {}
     assert default["warehouses"] == 0
 
 
 async def test_register_read_update_remove(
-    fleet: Fleet, settings: Settings, caplog: pytest.LogCaptureFixture
+    fleet_app: FleetApp, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    c1, c2 = fleet.clusters[1], fleet.clusters[2]
+    c1, c2 = fleet_app.clusters[1], fleet_app.clusters[2]
     seen: list[httpx.Response] = []
 
-    r = await fleet.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
+    r = await fleet_app.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
     seen.append(r)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -68,60 +68,60 @@ async def test_register_read_update_remove(
     assert body["labels"] == {"region": "eu"} and body["warehouses"] == 0
     assert body["healthy"] is True and body["last_checked_at"] is not None
 
-    again = await fleet.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
+    again = await fleet_app.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
     seen.append(again)
     assert again.status_code == 200 and again.json() == body
-    other = await fleet.register("east-one", c2)
+    other = await fleet_app.register("east-one", c2)
     seen.append(other)
     assert other.status_code == 409 and other.json()["code"] == "conflict"
 
-    r = await fleet.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
     seen.append(r)
     assert r.status_code == 200 and r.json() == body
-    listed = await fleet.client.get("/internal/clusters", headers=INTERNAL_HEADERS)
+    listed = await fleet_app.client.get("/internal/clusters", headers=INTERNAL_HEADERS)
     seen.append(listed)
     names = [c["name"] for c in listed.json()["results"]]
     assert names == sorted(names) and {"default", "east-one"} <= set(names)
 
-    r = await fleet.patch(
+    r = await fleet_app.patch(
         "east-one", state="paused", max_warehouses=9, public_host="db.example.com", labels={}
     )
     seen.append(r)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "paused" and r.json()["max_warehouses"] == 9
     assert r.json()["public_host"] == "db.example.com" and r.json()["labels"] == {}
-    r = await fleet.patch("east-one", state="active", public_port=c1.port + 0)
+    r = await fleet_app.patch("east-one", state="active", public_port=c1.port + 0)
     assert r.status_code == 200 and r.json()["state"] == "active"
     for bad in ({"state": "draining"}, {"max_warehouses": 0}, {"admin_url": c2.admin_dsn}):
-        r = await fleet.patch("east-one", **bad)
+        r = await fleet_app.patch("east-one", **bad)
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["type"] == "validation_error"
-    assert (await fleet.patch("nowhere", state="paused")).status_code == 404
+    assert (await fleet_app.patch("nowhere", state="paused")).status_code == 404
     # A draining cluster's state belongs to its drain.
-    async with fleet.app.state.sessionmaker() as session, session.begin():
+    async with fleet_app.app.state.sessionmaker() as session, session.begin():
         await session.execute(
             update(WarehouseCluster)
             .where(WarehouseCluster.name == "east-one")
             .values(state="draining")
         )
-    r = await fleet.patch("east-one", state="active")
+    r = await fleet_app.patch("east-one", state="active")
     assert r.status_code == 409 and r.json()["code"] == "conflict"
-    r = await fleet.patch("east-one", max_warehouses=4)
+    r = await fleet_app.patch("east-one", max_warehouses=4)
     assert r.status_code == 200 and r.json()["state"] == "draining"
-    async with fleet.app.state.sessionmaker() as session, session.begin():
+    async with fleet_app.app.state.sessionmaker() as session, session.begin():
         await session.execute(
             update(WarehouseCluster)
             .where(WarehouseCluster.name == "east-one")
             .values(state="drained")
         )
-    r = await fleet.patch("east-one", state="active")
+    r = await fleet_app.patch("east-one", state="active")
     assert r.status_code == 200 and r.json()["state"] == "active"
 
-    r = await fleet.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
     assert r.status_code == 204 and r.content == b""
-    r = await fleet.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
     assert r.status_code == 404 and r.json()["code"] == "not_found"
-    r = await fleet.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
     assert r.status_code == 404
 
     # The admin DSN (its password above all) is in no answer and no log line.
@@ -133,16 +133,18 @@ async def test_register_read_update_remove(
             assert cluster.admin_password not in repr(vars(record))
 
 
-async def test_registration_checks_the_admin_url_for_real(fleet: Fleet, settings: Settings) -> None:
-    c1 = fleet.clusters[1]
+async def test_registration_checks_the_admin_url_for_real(
+    fleet_app: FleetApp, settings: Settings
+) -> None:
+    c1 = fleet_app.clusters[1]
     closed = f"postgresql://postgres:{c1.admin_password}@127.0.0.1:{free_port()}/postgres"
-    r = await fleet.register("closed", c1, admin_url=closed)
+    r = await fleet_app.register("closed", c1, admin_url=closed)
     refused(r, "Could not connect to the cluster: connection refused")
     assert c1.admin_password not in r.text
 
     wrong = f"postgresql://postgres:not-the-password@127.0.0.1:{c1.port}/postgres"
     refused(
-        await fleet.register("wrong", c1, admin_url=wrong),
+        await fleet_app.register("wrong", c1, admin_url=wrong),
         "Could not connect to the cluster: password authentication failed",
     )
 
@@ -157,7 +159,7 @@ async def test_registration_checks_the_admin_url_for_real(fleet: Fleet, settings
     try:
         url = f"postgresql://{plain}:plain-secret-pw@127.0.0.1:{c1.port}/{plain}"
         refused(
-            await fleet.register("plain", c1, admin_url=url),
+            await fleet_app.register("plain", c1, admin_url=url),
             "The cluster's admin role must be a superuser",
         )
     finally:
@@ -171,10 +173,10 @@ async def test_registration_checks_the_admin_url_for_real(fleet: Fleet, settings
     # The machine's PostgreSQL trusts host logins: any password would do there.
     trusting = with_database(to_plain_dsn(settings.database_url), "postgres")
     refused(
-        await fleet.register("trusting", c1, admin_url=trusting),
+        await fleet_app.register("trusting", c1, admin_url=trusting),
         "The cluster trusts host logins, so passwords would not be checked",
     )
-    names = await fleet.clusters_by_name()
+    names = await fleet_app.clusters_by_name()
     assert not {"closed", "wrong", "plain", "trusting"} & set(names)
 
 
@@ -194,21 +196,21 @@ async def test_registration_checks_the_admin_url_for_real(fleet: Fleet, settings
         ({"labels": {"nested": {"a": "b"}}}, "labels.nested"),
     ],
 )
-async def test_register_validates_the_body(fleet: Fleet, change: dict, attr: str) -> None:
+async def test_register_validates_the_body(fleet_app: FleetApp, change: dict, attr: str) -> None:
     body = {
         "name": "valid-name",
-        "admin_url": fleet.clusters[1].admin_dsn,
+        "admin_url": fleet_app.clusters[1].admin_dsn,
         "public_host": "127.0.0.1",
-        "public_port": fleet.clusters[1].port,
+        "public_port": fleet_app.clusters[1].port,
         **change,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    r = await fleet.client.post("/internal/clusters", json=body, headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.post("/internal/clusters", json=body, headers=INTERNAL_HEADERS)
     assert r.status_code == 400, r.text
     assert r.json()["type"] == "validation_error" and r.json()["attr"] == attr, r.json()
 
 
-async def test_internal_token_required(fleet: Fleet) -> None:
+async def test_internal_token_required(fleet_app: FleetApp) -> None:
     for method, path in (
         ("GET", "/internal/clusters"),
         ("POST", "/internal/clusters"),
@@ -217,9 +219,9 @@ async def test_internal_token_required(fleet: Fleet) -> None:
         ("DELETE", "/internal/clusters/default"),
         ("GET", f"/internal/warehouses/{uuid.uuid4()}"),
     ):
-        r = await fleet.client.request(method, path)
+        r = await fleet_app.client.request(method, path)
         assert r.status_code == 401, (method, path, r.text)
-    r = await fleet.client.get(f"/internal/warehouses/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.get(f"/internal/warehouses/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
     assert r.status_code == 404
-    r = await fleet.client.get("/internal/warehouses/not-a-uuid", headers=INTERNAL_HEADERS)
+    r = await fleet_app.client.get("/internal/warehouses/not-a-uuid", headers=INTERNAL_HEADERS)
     assert r.status_code == 404

@@ -28,6 +28,7 @@ from app.models import (
     WarehouseTeamMembership,
 )
 from app.pgcluster.scram import scram_verifier
+from app.services.events.outbox import emit_event
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.placement import choose_cluster
 from app.services.operations.audit import AuditService
@@ -242,6 +243,13 @@ class WarehouseService:
         await backend.set_password(warehouse.login_role, scram_verifier(password))
         warehouse.password_ciphertext = self.secrets.encrypt(password)
         self._audit(ctx, warehouse, "rotate_password", S.READY, S.READY)
+        await emit_event(
+            self.session,
+            "warehouse.password_reset",
+            org_id=warehouse.organization_id,
+            state=S.READY,
+            cluster=warehouse.cluster,
+        )
         await self.session.flush()
         return Credentials(warehouse, warehouse.login_role, password)
 
