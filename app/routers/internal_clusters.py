@@ -110,9 +110,9 @@ async def update_cluster(
     name: ClusterName,
     request: Request,
     session: DbSession,
-    body: Annotated[ClusterPatch | None, Body()] = None,
+    body: Annotated[ClusterPatch, Body()],
 ) -> ClusterOut:
-    changes = (body or ClusterPatch()).model_dump(exclude_unset=True)
+    changes = body.model_dump(exclude_unset=True)
     return cluster_out(await _registry(request, session).update(name, changes))
 
 

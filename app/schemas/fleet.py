@@ -13,10 +13,16 @@ from pydantic import (
     StringConstraints,
 )
 
-LabelKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=63)]
-LabelValue = Annotated[str, StringConstraints(strict=True, max_length=255)]
+# Printable text only: PostgreSQL cannot store NUL, and control characters have no place here.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+LabelKey = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=63, pattern=_PRINTABLE)
+]
+LabelValue = Annotated[str, StringConstraints(strict=True, max_length=255, pattern=_PRINTABLE)]
 Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=64)]
-Host = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+Host = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=255, pattern=_PRINTABLE)
+]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 Capacity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 

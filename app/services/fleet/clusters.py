@@ -25,7 +25,7 @@ from app.models import (
 from app.pgcluster.admin_check import admin_url_problem
 from app.services.fleet.backends import ClusterUnknown, decrypt_admin_url
 from app.services.fleet.bootstrap import admin_url_box
-from app.services.warehouse.names import validate_warehouse_name
+from app.services.warehouse.names import WAREHOUSE_NAME_RE, validate_warehouse_name
 from app.settings import Settings, to_plain_dsn
 
 _LOCK_NAMESPACE = 72_010_008
@@ -138,6 +138,8 @@ class ClusterRegistry:
         return [ClusterView(c, counts.get(c.name, 0)) for c in clusters]
 
     async def _find(self, name: str, *, lock: bool = False) -> WarehouseCluster:
+        if not WAREHOUSE_NAME_RE.fullmatch(name):
+            raise NotFound(NO_CLUSTER)  # no cluster can have this name
         cluster = await self.session.get(
             WarehouseCluster, name, with_for_update=lock, populate_existing=lock
         )
