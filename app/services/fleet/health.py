@@ -3,6 +3,8 @@
 The worker runs `check_clusters` every `CLUSTER_CHECK_SECONDS`; `healthy` and
 `last_checked_at` record the answer, and placement skips clusters that are not healthy. Probes
 run concurrently and outside any transaction; the results are written in one short one.
+Between checks, a worker step that reached a cluster marked unhealthy marks it healthy again
+(`note_reachable`), so a cluster back from an outage takes warehouses without waiting a period.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import WarehouseCluster
@@ -41,3 +43,14 @@ async def check_clusters(
         if not ok:
             logger.warning("warehouse cluster failed its health check", extra={"cluster": name})
     return results
+
+
+async def note_reachable(session: AsyncSession, name: str | None) -> None:
+    """Mark the cluster healthy if it was not: the caller just completed work on it."""
+    if name is None:
+        return
+    await session.execute(
+        update(WarehouseCluster)
+        .where(WarehouseCluster.name == name, WarehouseCluster.healthy.is_(False))
+        .values(healthy=True, last_checked_at=func.now())
+    )

@@ -45,6 +45,7 @@ from app.pgcluster.team_tables import TeamTables
 from app.s3.local_directory import Storage
 from app.services.events.outbox import emit_event
 from app.services.fleet.backends import ClusterBackends, admin_dsn_of
+from app.services.fleet.health import note_reachable
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.settings import Settings
@@ -57,6 +58,10 @@ GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTOR
 GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
+# Steps that act on the warehouse's cluster: one that succeeds shows the cluster is up.
+CLUSTER_STEPS = frozenset(
+    {"cleanup", "database", "role", "tables", "probe", "drop-database", "drop-role"}
+)
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 # States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
@@ -103,6 +108,7 @@ class Snapshot:
     password_ciphertext: bytes | None
     stale_names: tuple[str, ...]
     tables: tuple[tuple[int, str | None, str | None], ...] = field(default=())
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,7 @@ class WarehouseMachine:
                     password_ciphertext=wh.password_ciphertext,
                     stale_names=tuple(wh.stale_names),
                     tables=tables,
+                    cluster=wh.cluster,
                 )
             try:
                 backend = self.backends.for_dsn(admin_dsn)
@@ -304,6 +311,8 @@ class WarehouseMachine:
         sub = SUB_STATE_OF.get(step)
         if sub is not None:
             setattr(wh, sub, S.READY if wh.state == S.PROVISIONING else S.DELETED)
+        if step in CLUSTER_STEPS:
+            await note_reachable(session, snap.cluster)
         wh.attempt = 0
         if step == "cleanup":
             wh.stale_names = [n for n in wh.stale_names if n not in snap.stale_names]
