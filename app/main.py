@@ -18,7 +18,7 @@ from app.errors import install_error_handlers
 from app.hot_reads import HotReads
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
-from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
+from app.routers import health, internal_identity, internal_pipelines, internal_warehouse, moves
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
 from app.warehouse import build_secret_box, build_warehouse_backend
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(HotReads, actions=actions)
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(moves.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
 

@@ -12,6 +12,7 @@ from app.models.identity import (
     Team,
     User,
 )
+from app.models.moves import MoveStatus, WarehouseMove
 from app.models.pipelines import (
     BackfillPartition,
     BatchExport,
@@ -50,6 +51,7 @@ __all__ = [
     "ManagedWarehouse",
     "MembershipLevel",
     "ModelingJob",
+    "MoveStatus",
     "Organization",
     "OrganizationMembership",
     "PersonalAPIKey",
@@ -60,6 +62,7 @@ __all__ = [
     "SavedQuery",
     "Team",
     "User",
+    "WarehouseMove",
     "WarehouseState",
     "WarehouseTeamMembership",
     "WebhookDelivery",
