@@ -181,7 +181,8 @@ class MoveMachine:
             tables = tuple((r.id, r.table_suffix, r.schema_name) for r in rows)
         target = move.target_cluster
         return MoveContext(
-            name=wh.database_name,
+            database=wh.database_name,
+            role=wh.login_role,
             source_dsn=await support.admin_dsn(session, self.settings, move.source_cluster),
             target_dsn=(
                 await support.admin_dsn(session, self.settings, target) if target else None
@@ -229,10 +230,11 @@ class MoveMachine:
                 return Outcome(M.FAILED)
         if wh.state == S.FAILED:
             # Nothing to copy: clear the leftovers on the source, point the record elsewhere.
-            names = tuple(dict.fromkeys([wh.database_name, *wh.stale_names]))
             source = await support.admin_dsn(session, self.settings, move.source_cluster)
             try:
-                await remove_leftovers(source, names)
+                await remove_leftovers(
+                    source, wh.database_name, wh.login_role, tuple(wh.stale_names)
+                )
             except Exception as exc:
                 logger.warning(
                     "could not clear a failed warehouse's leftovers",

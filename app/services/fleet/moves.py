@@ -100,7 +100,7 @@ class MoveService:
             raise Conflict(f"The cluster '{target.name}' has no room for another warehouse")
         dsn = await support.admin_dsn(self.session, self.settings, target.name)
         try:
-            held = any(await holds_name(dsn, warehouse.database_name))
+            held = any(await holds_name(dsn, warehouse.database_name, warehouse.login_role))
         except Exception as exc:
             logger.warning(
                 "could not check the target cluster's names",
