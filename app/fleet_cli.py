@@ -63,11 +63,11 @@ async def _queue(settings: Settings) -> tuple[JobQueue | None, Any]:
     from arq import create_pool
     from arq.connections import RedisSettings
 
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    redis_settings.conn_timeout = 2
+    redis_settings.conn_retries = 0
     try:
-        redis = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url, conn_timeout=2, conn_retries=0),
-            default_queue_name=settings.queue_name,
-        )
+        redis = await create_pool(redis_settings, default_queue_name=settings.queue_name)
     except Exception:
         return None, None
     return JobQueue(redis), redis
@@ -121,7 +121,8 @@ async def _poll(operation_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, st
                 r.id: (
                     r.status,
                     r.step or "",
-                    f"{r.database_name or '?'}" + (f" -> {r.target_cluster}" if r.target_cluster else ""),
+                    f"{r.database_name or '?'}"
+                    + (f" -> {r.target_cluster}" if r.target_cluster else ""),
                     r.error or "",
                 )
                 for r in rows

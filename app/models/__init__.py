@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditLog
 from app.models.base import Base
+from app.models.fleet import ClusterState, WarehouseCluster
 from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
     MembershipLevel,
@@ -13,6 +14,7 @@ from app.models.identity import (
     User,
 )
 from app.models.moves import MoveStatus, WarehouseMove
+from app.models.operations import Operation, OperationAction, OperationStatus
 from app.models.pipelines import (
     BackfillPartition,
     BatchExport,
@@ -43,6 +45,7 @@ __all__ = [
     "BatchExport",
     "BatchExportRun",
     "BillingRecord",
+    "ClusterState",
     "Dashboard",
     "ExternalDataJob",
     "ExternalDataSchema",
@@ -52,6 +55,9 @@ __all__ = [
     "MembershipLevel",
     "ModelingJob",
     "MoveStatus",
+    "Operation",
+    "OperationAction",
+    "OperationStatus",
     "Organization",
     "OrganizationMembership",
     "PersonalAPIKey",
@@ -62,6 +68,7 @@ __all__ = [
     "SavedQuery",
     "Team",
     "User",
+    "WarehouseCluster",
     "WarehouseMove",
     "WarehouseState",
     "WarehouseTeamMembership",

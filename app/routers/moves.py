@@ -34,9 +34,7 @@ def _service(request: Request, session: DbSession) -> MoveService:
     return MoveService(session, state.settings, getattr(state, "queue", None))
 
 
-@router.get(
-    "/warehouses/{org_id}", response_model=WarehouseLocationOut, responses=_errors(404)
-)
+@router.get("/warehouses/{org_id}", response_model=WarehouseLocationOut, responses=_errors(404))
 async def get_warehouse_location(
     org_id: OrgId, request: Request, session: DbSession
 ) -> WarehouseLocationOut:

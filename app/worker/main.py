@@ -21,6 +21,7 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.db import build_engine, build_sessionmaker
+from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
@@ -64,7 +65,9 @@ async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     return await reconciler.run_once() + await moves.run_once()
 
 
-async def _periodic_reconcile(reconcilers: list[Reconciler | MoveReconciler], interval: float) -> None:
+async def _periodic_reconcile(
+    reconcilers: list[Reconciler | MoveReconciler], interval: float
+) -> None:
     while True:
         for reconciler in reconcilers:
             try:
@@ -78,6 +81,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
     sessionmaker = build_sessionmaker(engine)
+    await bootstrap_default_cluster(sessionmaker, settings)
     backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
     guard = ClusterAuthGuard(backend, settings)
     await guard.problem_at_startup()
@@ -109,9 +113,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["move_reconciler"] = move_reconciler
     if ctx.get("burst"):
         ctx["reconcile_task"] = asyncio.create_task(
-            _periodic_reconcile(
-                [reconciler, move_reconciler], settings.reconcile_interval_seconds
-            )
+            _periodic_reconcile([reconciler, move_reconciler], settings.reconcile_interval_seconds)
         )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from app.models import ManagedWarehouse, Operation
 from tests.conftest import INTERNAL_HEADERS, Tenant, create_tenant
-from tests.fleet.conftest import B, C, DEFAULT, Fleet, new_name
+from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.lifecycle_support import run_burst_worker, status
 
 READY_COUNT = 10

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fleet.conftest import B, DEFAULT, Fleet
+from tests.fleet.conftest import DEFAULT, B, Fleet
 from tests.fleet.test_moves import move, operation, provision_on
 from tests.lifecycle_support import run_burst_worker, run_subprocess_worker, status
 

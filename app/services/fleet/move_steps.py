@@ -108,7 +108,9 @@ async def _ensure_tables(target_dsn: str, ctx: MoveContext) -> None:
         await conn.close()
 
 
-async def remove_leftovers(source_dsn: str, database: str, role: str, stale: tuple[str, ...]) -> None:
+async def remove_leftovers(
+    source_dsn: str, database: str, role: str, stale: tuple[str, ...]
+) -> None:
     """A failed warehouse re-pointed by a drain: nothing of it stays on the drained cluster."""
     await copy.drop_warehouse(source_dsn, database, role)
     for name in stale:

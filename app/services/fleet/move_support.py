@@ -36,7 +36,7 @@ async def admin_dsn(session: AsyncSession, settings: Settings, cluster: str) -> 
     row = await session.get(WarehouseCluster, cluster)
     if row is None or row.admin_url_ciphertext is None:
         raise UnknownCluster("the cluster is not registered")
-    return admin_url_box(settings).decrypt(row.admin_url_ciphertext)
+    return admin_url_box(settings).decrypt(row.admin_url_ciphertext).decode()
 
 
 async def live_warehouses(session: AsyncSession, cluster: str) -> int:
@@ -70,10 +70,30 @@ async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
 
 
 async def choose_target(session: AsyncSession, settings: Settings, *, exclude: str) -> str | None:
-    """The placement rule (API.md §8) among the other clusters."""
-    from app.services.fleet.placement import choose_cluster
-
-    return await choose_cluster(session, settings, exclude=(exclude,))
+    """The placement rule (API.md §8) among the other clusters: active, healthy, below
+    `max_warehouses`, lowest `warehouses / max_warehouses`, ties by name."""
+    # TODO(fleet-registry): use the registry's placement once it lands on main.
+    clusters = (
+        await session.scalars(
+            select(WarehouseCluster)
+            .where(
+                WarehouseCluster.name != exclude,
+                WarehouseCluster.state == ACTIVE,
+                WarehouseCluster.healthy.is_(True),
+                WarehouseCluster.admin_url_ciphertext.is_not(None),
+            )
+            .order_by(WarehouseCluster.name)
+        )
+    ).all()
+    best: tuple[float, str] | None = None
+    for cluster in clusters:
+        count = await live_warehouses(session, cluster.name)
+        if count >= cluster.max_warehouses:
+            continue
+        key = (count / cluster.max_warehouses, cluster.name)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[1]
 
 
 async def finish_operation(

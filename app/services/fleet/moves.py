@@ -85,8 +85,7 @@ class MoveService:
         if warehouse.state != S.READY:
             raise await self.operations.conflict(
                 org_id,
-                "Only a ready warehouse can be moved "
-                f"(state: {warehouse.state})",
+                f"Only a ready warehouse can be moved (state: {warehouse.state})",
             )
         if warehouse.cluster == target.name:
             raise Conflict(f"The warehouse is already on the cluster '{target.name}'")
