@@ -25,6 +25,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
+from app import fleet_cli
 from app.db import build_engine, build_sessionmaker
 from app.errors import APIError
 from app.models import MembershipLevel
@@ -59,6 +60,7 @@ cli.add_typer(projects_cli, name="projects")
 cli.add_typer(environments_cli, name="environments")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
+fleet_cli.register(cli)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 TimezoneOpt = Annotated[str, typer.Option("--timezone", help="IANA time zone, e.g. Europe/Paris.")]

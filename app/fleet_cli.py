@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -46,8 +46,10 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(warehouses_cli, name="warehouses")
 
 
-class FleetCLIError(Exception):
-    """A failure to report as one line on stderr (`error: ...`, exit 1)."""
+def fail(message: str) -> NoReturn:
+    """A failure reported as one line on stderr, exit status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
 
 
 def _settings() -> Settings:
@@ -56,7 +58,7 @@ def _settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]).upper() or "settings"
-        raise FleetCLIError(f"invalid setting {field}: {first['msg']}") from None
+        fail(f"invalid setting {field}: {first['msg']}")
 
 
 async def _queue(settings: Settings) -> tuple[JobQueue | None, Any]:
@@ -171,7 +173,7 @@ def _org(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise FleetCLIError("invalid --org: not an organization id (uuid)") from None
+        fail("invalid --org: not an organization id (uuid)")
 
 
 @warehouses_cli.command("move")
@@ -186,7 +188,7 @@ def warehouses_move(
     try:
         body = MoveIn(cluster=cluster)
     except ValidationError as exc:
-        raise FleetCLIError(f"invalid --cluster: {exc.errors()[0]['msg']}") from None
+        fail(f"invalid --cluster: {exc.errors()[0]['msg']}")
 
     async def work(session: AsyncSession, settings: Settings, queue: JobQueue | None) -> uuid.UUID:
         return await MoveService(session, settings, queue).move(org_id, body.cluster)
