@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import WarehouseMove
 from app.services.fleet.move_jobs import ADVANCE_MOVE, move_job_id, move_of
 from app.services.fleet.move_machine import MoveMachine
-from app.worker.machine import LOCK_NAMESPACE, advisory_key
+from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 
 logger = logging.getLogger(__name__)
 # A 1 GB copy takes minutes; the job may run this long.

@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import with_database
-from tests.conftest import INTERNAL_HEADERS
+from tests.support.harness import INTERNAL_HEADERS
 
 
 def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import ManagedWarehouse, Operation
-from tests.conftest import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
-from tests.lifecycle_support import run_burst_worker, status
+from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
+from tests.support.lifecycle import run_burst_worker, status
 
 READY_COUNT = 10
 # Placement (the cluster registry's) puts the drained cluster's warehouses there first.

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from app.pgcluster import binaries
-from tests.conftest import settings_env
 from tests.fleet.conftest import DEFAULT, B, Fleet
 from tests.fleet.test_moves import _target_major, operation, provision_on
-from tests.lifecycle_support import run_burst_worker, status
+from tests.support.harness import settings_env
+from tests.support.lifecycle import run_burst_worker, status
 
 SCRIPT = Path(sys.executable).parent / "warehouse"
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.fleet.conftest import DEFAULT, B, Fleet
 from tests.fleet.test_moves import move, operation, provision_on
-from tests.lifecycle_support import run_burst_worker, run_subprocess_worker, status
+from tests.support.lifecycle import run_burst_worker, run_subprocess_worker, status
 
 pytestmark = pytest.mark.fault
 

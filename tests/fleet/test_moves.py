@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AuditLog
-from tests.conftest import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
-from tests.lifecycle_support import run_burst_worker, status
+from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
+from tests.support.lifecycle import run_burst_worker, status
 
 
 async def provision_on(
@@ -229,7 +229,7 @@ async def test_a_target_that_does_not_answer_is_503(
 ) -> None:
     from sqlalchemy.dialects.postgresql import insert
 
-    from app.embedded import free_port
+    from app.devtools.embedded import free_port
     from app.models import WarehouseCluster
     from app.services.fleet.bootstrap import admin_url_box
 

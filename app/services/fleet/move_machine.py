@@ -32,13 +32,13 @@ from app.models import (
     WarehouseState,
     WarehouseTeamMembership,
 )
-from app.services.audit import AuditService
 from app.services.events.outbox import emit_event
 from app.services.fleet import move_support as support
 from app.services.fleet.move_steps import MoveContext, MoveRefused, act, remove_leftovers
+from app.services.operations.audit import AuditService
+from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 from app.settings import Settings
 from app.worker.failpoints import failpoint
-from app.worker.machine import LOCK_NAMESPACE, advisory_key
 
 logger = logging.getLogger(__name__)
 S = WarehouseState

@@ -12,8 +12,8 @@ import asyncpg
 
 from app.pgcluster import copy
 from app.pgcluster.binaries import BinariesNotFound
-from app.warehouse.sql import database_dsn
-from app.warehouse.team_tables import TeamTables, ensure_team_tables
+from app.pgcluster.sql import database_dsn
+from app.pgcluster.team_tables import TeamTables, ensure_team_tables
 
 FORWARD_STEPS = (
     "freeze",

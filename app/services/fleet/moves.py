@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, NotFound, ServiceUnavailable
+from app.core.errors import Conflict, NotFound, ServiceUnavailable
+from app.core.queue import JobQueue
 from app.models import (
     ManagedWarehouse,
     MoveStatus,
@@ -25,11 +26,10 @@ from app.models import (
     WarehouseState,
 )
 from app.pgcluster.copy import holds_name
-from app.queue import JobQueue
-from app.services.audit import AuditService
 from app.services.events.outbox import emit_event
 from app.services.fleet import move_support as support
 from app.services.fleet.move_jobs import ADVANCE_MOVE, move_job_id
+from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.settings import Settings
 
