@@ -20,13 +20,13 @@ from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
-from app.db import build_engine, build_sessionmaker
+from app.core.db import build_engine, build_sessionmaker
+from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
+from app.pgcluster.safety import ClusterAuthGuard
 from app.services.fleet.bootstrap import bootstrap_default_cluster
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
-from app.warehouse.safety import ClusterAuthGuard
-from app.worker.machine import WarehouseMachine
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app.devtools.demo import DemoFiller
 from app.settings import Settings
 from tests.conftest import INTERNAL_TOKEN, Tenant
-from tests.lifecycle_support import running_worker
+from tests.support.lifecycle import running_worker
 
 TABLES = (
     "external_data_sources",
