@@ -6,7 +6,6 @@ contract's and no input (non-integers, huge integers, unknown words) can reach t
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, TypeVar
 
@@ -17,6 +16,7 @@ from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.pipeline.actions import Action
 from app.pipeline.auth import Context
+from app.pipeline.query import IntQuery, parse_int
 from app.schemas.pipelines import (
     ActivityPage,
     DashboardRef,
@@ -37,29 +37,8 @@ from app.services.pipelines.health import PipelineHealthService
 from app.services.pipelines.readiness import WarehouseReadinessService
 from app.services.pipelines.stats import ALLOWED_DAYS, PipelineStatsService
 
-_INT = re.compile(r"[+-]?[0-9]+")
-# Python refuses to convert longer digit strings (sys.int_max_str_digits); an integer that long
-# is past every cap and every row anyway, so it is clamped to this many digits.
-MAX_DIGITS = 4000
-
 E = TypeVar("E", ActivityKind, ActivityOutcome)
 QueryStr = Annotated[str | None, Query(max_length=100)]
-# Integers of any size are integers (API.md §4.3): no length cap before parse_int sees them.
-IntQuery = Annotated[str | None, Query()]
-
-
-def parse_int(raw: str | None, attr: str, default: int, message: str | None = None) -> int:
-    """An integer of any size, or 400; huge values come back huge, for the caller to cap."""
-    if raw is None:
-        return default
-    text = raw.strip()
-    if not _INT.fullmatch(text):
-        raise ValidationFailed(message or f"{attr} must be an integer", attr=attr)
-    sign = -1 if text.startswith("-") else 1
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > MAX_DIGITS:
-        digits = "9" * MAX_DIGITS
-    return sign * int(digits)
 
 
 def parse_choice(raw: str | None, attr: str, enum: type[E], default: E) -> E:

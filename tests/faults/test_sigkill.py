@@ -22,9 +22,8 @@ import httpx
 import pytest
 
 from app.settings import Settings, to_plain_dsn
-from tests.conftest import Tenant, create_tenant, make_app
-from tests.faults.processes import ApiProcess, WorkerProcess, eventually
-from tests.lifecycle_support import (
+from tests.support.harness import Tenant, create_tenant, make_app
+from tests.support.lifecycle import (
     Cluster,
     derive_settings,
     new_name,
@@ -32,6 +31,7 @@ from tests.lifecycle_support import (
     status,
     wait_for_state,
 )
+from tests.support.processes import ApiProcess, WorkerProcess, eventually
 
 pytestmark = pytest.mark.fault
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Tenant
-from tests.pipeline_records import Pipelines, now
+from tests.support.harness import Tenant
+from tests.support.pipeline_records import Pipelines, now
 
 HUGE = str(10**30)
 ENORMOUS = "9" * 5000  # longer than Python converts by default
@@ -110,3 +110,19 @@ async def test_job_stats_days_of_any_size(
     body = await _get(client, tenant, "job_stats", f"?days={value}", status=400)
     assert body["detail"] == detail and body["attr"] == "days"
     assert (await _get(client, tenant, "job_stats", "?days=+0030"))["days"] == 30
+
+
+async def test_operations_pages_take_integers_of_any_size(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    for value in (HUGE, ENORMOUS):
+        body = await _get(client, tenant, "operations", f"?limit={value}")
+        assert body["results"] == [] and body["next"] is None and body["previous"] is None
+    body = await _get(client, tenant, "operations", f"?offset={HUGE}")
+    assert body["results"] == [] and body["next"] is None
+    assert body["previous"] == f"?limit=20&offset={10**30 - 20}"
+    body = await _get(client, tenant, "operations", f"?offset=-{HUGE}")
+    assert body["previous"] is None
+    for qs, attr in (("?limit=0", "limit"), ("?limit=1.0", "limit"), ("?offset=x", "offset")):
+        error = await _get(client, tenant, "operations", qs, status=400)
+        assert error["type"] == "validation_error" and error["attr"] == attr

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from app.embedded import free_port
+from app.devtools.embedded import free_port
 from app.settings import Settings
-from tests.conftest import ROOT
-from tests.lifecycle_support import worker_env
+from tests.support.harness import ROOT
+from tests.support.lifecycle import worker_env
 
 
 class ChildProcess:
