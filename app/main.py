@@ -30,6 +30,7 @@ from app.routers import (
     internal_identity,
     internal_pipelines,
     internal_warehouse,
+    internal_webhooks,
 )
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
 
