@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # How stale a process's view of a key's count may get before it syncs with Redis
     # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
     rate_limit_sync_ms: int = Field(default=100, ge=0)
+    # An Idempotency-Key claim whose request never answered (its process died) is taken over
+    # by a retry after this long (app/pipeline/idempotency.py).
+    idempotency_stale_claim_seconds: float = Field(default=120.0, gt=0)
 
     # The managed-warehouse cluster. None = the server that holds the service database.
     warehouse_admin_url: str | None = None
