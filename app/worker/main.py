@@ -83,6 +83,9 @@ async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Sett
 
     It stops with the worker's main task, even when arq's close never reaches `on_shutdown`.
     """
+    # httpx logs every request's URL at INFO; a receiver's URL may carry a token, and each
+    # attempt's outcome is in the deliveries log anyway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     sender = WebhookSender(
         sessionmaker,
         build_client(),
