@@ -11,7 +11,7 @@ For each size it reports:
   in the same run (default compression, and `--compress=0` as the move uses), and the ratio
   raw time / move time (target: >= 0.8, i.e. the move keeps 80 % of the raw pipe's speed);
 - the frozen time: how long logins with the warehouse's password are refused, measured by a
-  prober that logs in every 50 ms (first refusal -> first success on the target).
+  prober that logs in every 100 ms (first refusal -> first success on the target).
 
     .venv/bin/python bench/move.py [--sizes 100,1000]   (MB)
 """
@@ -57,7 +57,7 @@ FILL = (
 
 
 class Prober:
-    """Logs in with the warehouse's password every 50 ms; records when it could not."""
+    """Logs in with the warehouse's password every 100 ms; records when it could not."""
 
     def __init__(self, name: str, password: str, ports: list[int]) -> None:
         self.name, self.password, self.ports = name, password, ports
@@ -89,7 +89,7 @@ class Prober:
                     ok = True
                     break
             (self.accepted if ok else self.refused).append(now)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
 
     def frozen_seconds(self) -> float:
         if not self.refused:
@@ -208,7 +208,7 @@ async def timed_move(
         state = (await c.get(f"{base}/warehouse_status/", headers=headers)).json()["state"]
         if state == "ready":
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.3)
     prober.stop = True
@@ -261,7 +261,7 @@ async def main(sizes: list[int]) -> None:
             "WAREHOUSE_ADMIN_URL": source.admin_dsn,
             "WAREHOUSE_PUBLIC_PORT": str(source.port),
             "STORAGE_ROOT": settings.storage_root,
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
         }
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.worker", cwd=str(ROOT), env=env
