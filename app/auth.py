@@ -22,6 +22,8 @@ from app.db import ReadPool
 from app.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.keys import KEY_PREFIX, hash_key
 from app.models import MembershipLevel
+from app.pipeline.body_limits import raise_request_problem
+from app.pipeline.request_id import note_rate_limit
 from app.scopes import first_missing_scope
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -178,7 +180,7 @@ async def admit(state: Any, row: asyncpg.Record) -> None:
     """Count the request against the key's rate limit (429 beyond it) and note, at most once
     an hour, that the key was used. The write is its own statement, so it persists even
     when the request later fails."""
-    await state.rate_limiter.hit(row["id"])
+    note_rate_limit(await state.rate_limiter.hit(row["id"]))  # X-RateLimit-* headers
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
         await state.read_pool.execute(_TOUCH_LAST_USED, row["id"], now)
@@ -303,6 +305,7 @@ async def require_internal_token(request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
         raise AuthenticationFailed("Invalid internal API token.")
     request.state.internal = True
+    raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
 
 
 InternalCaller = Depends(require_internal_token)

@@ -19,7 +19,6 @@ generic detail; the exception text is never echoed to the client.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any, ClassVar
 
 import asyncpg
@@ -30,6 +29,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.pipeline.request_id import current_request_id, new_request_id
 
 logger = logging.getLogger("app.errors")
 
@@ -165,9 +166,11 @@ def validation_error_from_pydantic(errors: list[Any]) -> APIError:
 
 
 def request_id(request: Request) -> str:
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    """The request's id, as the outer middleware accepted or generated it (one id per request,
+    the one in the X-Request-ID response header and on every log line)."""
+    rid = current_request_id()
+    if rid is None:  # an app without the request pipeline (not built by create_app)
+        rid = getattr(request.state, "request_id", None) or new_request_id()
         request.state.request_id = rid
     return str(rid)
 

@@ -16,9 +16,11 @@ from app.auth import environment_resolver, project_resolver
 from app.db import ReadPool, build_engine, build_read_sessionmaker, build_sessionmaker
 from app.errors import install_error_handlers
 from app.hot_reads import HotReads
+from app.pipeline.metrics import HttpMetrics
+from app.pipeline.observability import ObservedApp
 from app.queue import JobQueue
 from app.ratelimit import RateLimiter
-from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
+from app.routers import health, internal_identity, internal_pipelines, internal_warehouse, metrics
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
 from app.settings import Settings
 from app.warehouse import build_secret_box, build_warehouse_backend
@@ -77,13 +79,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(
+    app = ObservedApp(
         title="warehouse-api",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.http_metrics = HttpMetrics()
     install_error_handlers(app)
 
     actions = all_actions()
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal_warehouse.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -21,6 +21,7 @@ not become an outage of the API.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,23 @@ local count = redis.call('INCRBY', KEYS[1], ARGV[1])
 if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return count
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RateResult:
+    """A key's budget after a request: the limit, what is left of it in this window, and
+    whole seconds until the window resets (API.md §10's X-RateLimit-* headers)."""
+
+    limit: int
+    remaining: int
+    reset: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
 
 
 @dataclass(slots=True)
@@ -66,9 +84,11 @@ class RateLimiter:
         self._window = -1
         self._counts: dict[uuid.UUID, _KeyCount] = {}
 
-    async def hit(self, key_id: uuid.UUID) -> None:
+    async def hit(self, key_id: uuid.UUID) -> RateResult | None:
+        """Count one request of the key; its budget after it (None while limiting is off).
+        Beyond the limit: Throttled, with Retry-After and the X-RateLimit-* headers."""
         if self.per_minute <= 0:
-            return
+            return None
         now = self.clock()
         window = int(now // WINDOW_SECONDS)
         if window != self._window:
@@ -79,21 +99,23 @@ class RateLimiter:
             count = self._counts[key_id] = _KeyCount()
         count.pending += 1
         seen = count.known + count.pending
+        unavailable = False
         if (
             count.pending >= self.batch
             or seen + self.batch > self.per_minute
             or now - count.synced_at >= self.sync_interval
         ):
             total = await self._sync(key_id, window, count, now)
-            if total is None:
-                return
-            seen = total
-        if seen > self.per_minute:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+            unavailable = total is None  # Redis did not answer: let the request through
+            seen = seen if total is None else total
+        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        result = RateResult(self.per_minute, max(0, self.per_minute - seen), reset)
+        if seen > self.per_minute and not unavailable:
             raise Throttled(
-                f"Request was throttled. Expected available in {retry_after} seconds.",
-                headers={"Retry-After": str(retry_after)},
+                f"Request was throttled. Expected available in {reset} seconds.",
+                headers={"Retry-After": str(reset), **result.headers()},
             )
+        return result
 
     async def _sync(
         self, key_id: uuid.UUID, window: int, count: _KeyCount, now: float

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
+    # `json` or `text`; unset: json when ENVIRONMENT=production, else text (app/logging_setup.py).
+    log_format: Literal["json", "text"] | None = None
+    # Largest accepted body of an /internal/ request (public requests: 64 KiB, API.md §10).
+    max_internal_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # The worker's own Prometheus endpoint (no auth: a private port); port 0 turns it off.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _no_placeholders_outside_dev(self) -> Settings:
@@ -82,6 +89,12 @@ class Settings(BaseSettings):
             if self.internal_api_token.get_secret_value() == PLACEHOLDER_INTERNAL_TOKEN:
                 raise PlaceholderSecretError("INTERNAL_API_TOKEN must be set outside dev")
         return self
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def async_database_url(self) -> str:

@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from app import idempotency
 from app.auth import Prefetch, RequestContext, TeamResolver
 from app.errors import APIError, ParseError, error_response
+from app.pipeline.body_limits import raise_request_problem
 from app.routers import membership_actions, pipeline_actions, warehouse_actions
 from app.routers.actions import Action
 
@@ -44,6 +45,7 @@ def _access_guard(
         request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
     ) -> RequestContext:
         action.authorize(ctx)
+        raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
         if getattr(request.state, "malformed_body", False):
             raise ParseError()
         request.state.context = ctx

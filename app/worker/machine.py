@@ -35,6 +35,7 @@ from app.warehouse.scram import scram_verifier
 from app.warehouse.secret_box import SecretBox
 from app.warehouse.storage import Storage
 from app.warehouse.team_tables import TeamTables
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -304,6 +305,9 @@ class WarehouseMachine:
             if await self._tables_to_create(session, wh):
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
+            if wh.deadline_at is not None:  # set at the first step: deadline - allowance
+                allowance = self.settings.provision_deadline_seconds
+                metrics.provisioned_in(allowance - (wh.deadline_at - wh.ready_at).total_seconds())
             wh.deadline_at = None
             self._transition(session, wh, S.READY, "Ready")
 
@@ -362,6 +366,7 @@ class WarehouseMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)
         wh.state = to_state
         wh.status_message = message
 

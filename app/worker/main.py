@@ -26,6 +26,7 @@ from app.settings import Settings
 from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
 from app.warehouse.safety import ClusterAuthGuard
 from app.worker.machine import WarehouseMachine
+from app.worker.metrics import counted, serve
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 
@@ -39,6 +40,7 @@ POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
 
 
+@counted(ADVANCE_WAREHOUSE)
 async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
     machine: WarehouseMachine = ctx["machine"]
     try:
@@ -55,6 +57,7 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     return outcome.result
 
 
+@counted(RECONCILE_WAREHOUSES)
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     return await reconciler.run_once()
@@ -160,10 +163,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker until it is stopped (or, with `burst`, until the queue is empty)."""
+    metrics_server = serve(settings.worker_metrics_host, settings.worker_metrics_port)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         build_worker(settings, burst=burst).run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         asyncio.set_event_loop(None)
         loop.close()
