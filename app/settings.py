@@ -58,8 +58,6 @@ class Settings(BaseSettings):
     # How stale a process's view of a key's count may get before it syncs with Redis
     # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
     rate_limit_sync_ms: int = Field(default=100, ge=0)
-    # Serve the ordinary case of hot reads (warehouse_status) without routing (app/hot_reads.py).
-    hot_reads: bool = True
 
     # The managed-warehouse cluster. None = the server that holds the service database.
     warehouse_admin_url: str | None = None
@@ -67,6 +65,22 @@ class Settings(BaseSettings):
     warehouse_public_port: int | None = None
     warehouse_allow_trust_auth: bool = False
     storage_root: str = ".data/storage"
+
+    # Storage speaks the S3 API (API.md §9). No endpoint = AWS S3 itself, or, under `warehouse
+    # dev` and the tests, a local S3-compatible server (app/devtools/s3server.py). No keys =
+    # botocore's usual credential chain (instance role, ~/.aws, AWS_* variables).
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket_prefix: str = Field(
+        default="warehouse", min_length=1, max_length=30, pattern=r"^[a-z0-9][a-z0-9-]*$"
+    )
+    snapshot_retention_days: float = Field(default=7, gt=0)
+    # A snapshot still not taken this long after it started fails (retried until then).
+    snapshot_deadline_seconds: float = Field(default=1800, gt=0)
+    # How often the worker checks buckets and snapshot objects and applies retention.
+    storage_check_seconds: int = Field(default=30, ge=1)
 
     provision_deadline_seconds: float = Field(default=120.0, gt=0)
     job_retry_base_seconds: float = Field(default=0.5, gt=0)

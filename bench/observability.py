@@ -14,7 +14,7 @@ import statistics
 
 from fastapi import FastAPI
 
-from app.logging_setup import configure_logging
+from app.core.logging import configure_logging
 from app.main import create_app
 from app.settings import Settings
 

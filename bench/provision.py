@@ -24,13 +24,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from alembic import command
-from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.embedded import PasswordCheckingCluster  # noqa: E402
+from app.core.migrate import migrate_database  # noqa: E402
+from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
 
@@ -101,23 +100,21 @@ async def main(runs: int, orgs: int) -> None:
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
     worker: asyncio.subprocess.Process | None = None
     try:
-        cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.attributes["database_url"] = with_database(server, dbname)
-        await asyncio.to_thread(command.upgrade, cfg, "heads")
+        await asyncio.to_thread(migrate_database, with_database(server, dbname))
         settings = Settings(
             environment="test",
             database_url=with_database(server, dbname),
             redis_url=redis_url,
             queue_name=f"arq:warehouse:bench:{run_id}",
-            secret_key="bench-secret-" + run_id,  # type: ignore[arg-type]
-            internal_api_token=TOKEN,  # type: ignore[arg-type]
+            secret_key="bench-secret-" + run_id,
+            internal_api_token=TOKEN,
             warehouse_admin_url=cluster.admin_dsn,
             warehouse_public_port=cluster.port,
             storage_root=str(tmp / "storage"),
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
             log_level="WARNING",
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         env = {
             **os.environ,

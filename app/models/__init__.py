@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditLog
 from app.models.base import Base
+from app.models.fleet import ClusterState, WarehouseCluster
 from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
     MembershipLevel,
@@ -12,6 +13,7 @@ from app.models.identity import (
     Team,
     User,
 )
+from app.models.operations import Operation, OperationAction, OperationStatus
 from app.models.pipelines import (
     BackfillPartition,
     BatchExport,
@@ -28,6 +30,12 @@ from app.models.pipelines import (
     SavedQuery,
 )
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.models.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "AuditLog",
@@ -36,6 +44,7 @@ __all__ = [
     "BatchExport",
     "BatchExportRun",
     "BillingRecord",
+    "ClusterState",
     "Dashboard",
     "ExternalDataJob",
     "ExternalDataSchema",
@@ -44,6 +53,9 @@ __all__ = [
     "ManagedWarehouse",
     "MembershipLevel",
     "ModelingJob",
+    "Operation",
+    "OperationAction",
+    "OperationStatus",
     "Organization",
     "OrganizationMembership",
     "PersonalAPIKey",
@@ -54,6 +66,11 @@ __all__ = [
     "SavedQuery",
     "Team",
     "User",
+    "WarehouseCluster",
     "WarehouseState",
     "WarehouseTeamMembership",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from app.errors import APIError, ParseError, ValidationFailed
+from app.core.errors import APIError, ParseError, ValidationFailed
 
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 64

@@ -22,7 +22,6 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_response
 from app.pipeline import request_id
 from app.pipeline.body_limits import (
     PROBLEM_KEY,
@@ -34,6 +33,7 @@ from app.pipeline.body_limits import (
     is_json,
     read_body,
 )
+from app.pipeline.errors import error_response
 from app.pipeline.metrics import HttpMetrics, RouteTemplates
 
 access_logger = logging.getLogger("app.access")

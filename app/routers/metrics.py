@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.auth import InternalCaller
-from app.errors import ErrorBody
+from app.core.errors import ErrorBody
+from app.pipeline.auth import InternalCaller
 from app.pipeline.metrics import HttpMetrics, database_gauges
 
 router = APIRouter(tags=["internal"])

@@ -20,12 +20,13 @@ from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
-from app.db import build_engine, build_sessionmaker
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.core.db import build_engine, build_sessionmaker
+from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
+from app.pgcluster.safety import ClusterAuthGuard
+from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
-from app.warehouse.safety import ClusterAuthGuard
-from app.worker.machine import WarehouseMachine
 from app.worker.metrics import counted, serve
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
@@ -76,6 +77,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
     sessionmaker = build_sessionmaker(engine)
+    await bootstrap_default_cluster(sessionmaker, settings)
     backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
     guard = ClusterAuthGuard(backend, settings)
     await guard.problem_at_startup()

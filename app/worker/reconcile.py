@@ -20,8 +20,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, WarehouseState
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, advance_job_id
-from app.worker.machine import LOCK_NAMESPACE, advisory_key
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, advance_job_id
+from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 
 logger = logging.getLogger(__name__)
 S = WarehouseState

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.logging_setup import JsonFormatter, KeyValueFormatter, RedactKeys
+from app.core.logging import JsonFormatter, KeyValueFormatter, RedactKeys
 from app.pipeline.request_id import RequestIdFilter
 
 

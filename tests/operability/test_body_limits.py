@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, Tenant, create_tenant
-from tests.support import ERROR_KEYS, client_for, extended_app
+from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
+from tests.support.http import ERROR_KEYS, client_for, extended_app
 
 PUBLIC_LIMIT = 65_536
 INTERNAL_LIMIT = 16 * 1024 * 1024

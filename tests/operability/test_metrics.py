@@ -10,8 +10,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, Tenant
-from tests.support import assert_error, sql
+from tests.support.harness import INTERNAL_HEADERS, Tenant
+from tests.support.http import assert_error, sql
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

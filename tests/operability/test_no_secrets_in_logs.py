@@ -8,11 +8,11 @@ import uuid
 
 import httpx
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings
-from tests.conftest import Tenant
-from tests.lifecycle_support import provision, run_burst_worker, wait_for_state
 from tests.operability.logs import captured_logs
+from tests.support.harness import Tenant
+from tests.support.lifecycle import provision, run_burst_worker, wait_for_state
 
 
 async def test_a_lifecycle_logs_no_secret(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, create_tenant, make_app
+from tests.support.harness import INTERNAL_HEADERS, create_tenant, make_app
 
 LIMIT = 5
 HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")

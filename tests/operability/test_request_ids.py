@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, Tenant
 from tests.operability.logs import captured_logs
-from tests.support import client_for, extended_app, key_id_of
+from tests.support.harness import INTERNAL_HEADERS, Tenant
+from tests.support.http import client_for, extended_app, key_id_of
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -51,7 +51,7 @@ async def test_every_log_line_of_a_request_names_its_id(settings: Settings):
         assert r.json()["detail"] == "A server error occurred. Request id: crash-1."
         # The service's own lines (the test client's httpx logger writes one too).
         records = [rec for rec in logs.json_records() if rec["logger"].startswith("app.")]
-        assert {rec["logger"] for rec in records} >= {"app.errors", "app.access"}
+        assert {rec["logger"] for rec in records} >= {"app.core.errors", "app.access"}
         assert all(rec.get("request_id") == "crash-1" for rec in records), records
         lines = [line for line in logs.text_lines() if " app." in line]
         assert len(lines) >= 2 and all("request_id=crash-1" in line for line in lines)

@@ -1,0 +1,1 @@
+"""Local-only tools: `warehouse dev` and the embedded servers it and the tests start."""
