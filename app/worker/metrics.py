@@ -1,7 +1,8 @@
 """The worker's Prometheus metrics, served on its own private port (API.md §10).
 
 `warehouse worker` serves `GET /metrics` on `WORKER_METRICS_HOST`:`WORKER_METRICS_PORT`
-(default 127.0.0.1:9101, no auth; port 0 turns it off) with
+(default 127.0.0.1:9101, no auth; port 0 turns it off; a port already taken is logged and
+the worker runs on without it) with
 
 - `warehouse_worker_jobs_total{function,outcome}`: jobs run, by arq function and outcome
   (`ok`, `retry`, `error`);
@@ -79,6 +80,13 @@ def serve(host: str, port: int) -> Any:
     """Start the metrics endpoint in a background thread; None when port is 0."""
     if port == 0:
         return None
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:  # the port is taken: the jobs matter more than their figures
+        logger.error(
+            "worker metrics not served",
+            extra={"address": f"{host}:{port}", "error_class": type(exc).__name__},
+        )
+        return None
     logger.info("worker metrics listening", extra={"address": f"{host}:{port}"})
     return server
