@@ -23,6 +23,7 @@ from arq.worker import Function, Worker, func
 from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
 from app.pgcluster.safety import ClusterAuthGuard
+from app.services.events.delivery import WebhookSender, build_client
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
@@ -73,6 +74,38 @@ async def _periodic_reconcile(reconciler: Reconciler, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Settings) -> None:
+    """The webhook sender: a loop beside arq's, polling the outbox (app/services/events).
+
+    It stops with the worker's main task, even when arq's close never reaches `on_shutdown`.
+    """
+    sender = WebhookSender(
+        sessionmaker,
+        build_client(),
+        secret_key=settings.secret_key.get_secret_value(),
+        retry_delays=settings.webhook_retry_delays,
+        lease_seconds=settings.webhook_lease_seconds,
+    )
+    task = asyncio.create_task(sender.run())
+    ctx["webhook_task"] = task
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        main_task.add_done_callback(lambda _main: _cancel_once(task))
+
+
+def _cancel_once(task: asyncio.Task[None]) -> None:
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
+async def _stop_webhooks(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.pop("webhook_task", None)
+    if task is not None:
+        _cancel_once(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
@@ -99,6 +132,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
     )
     ctx["reconciler"] = reconciler
+    await _start_webhooks(ctx, sessionmaker, settings)
     if ctx.get("burst"):
         ctx["reconcile_task"] = asyncio.create_task(
             _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
@@ -106,6 +140,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    await _stop_webhooks(ctx)
     task: asyncio.Task[None] | None = ctx.pop("reconcile_task", None)
     if task is not None:
         task.cancel()
