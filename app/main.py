@@ -36,6 +36,7 @@ from app.routers import (
     internal_warehouse,
     internal_webhooks,
     metrics,
+    moves,
 )
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(moves.router)
     app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
