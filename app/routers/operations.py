@@ -11,11 +11,15 @@ from app.core.db import ReadSession
 from app.core.errors import NotFound, ValidationFailed
 from app.core.scopes import Scope
 from app.models import Operation
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.query import IntQuery, parse_int
 from app.schemas.operations import OperationOut, OperationPageOut
 from app.services.operations.service import MAX_PAGE, OperationsService
+
+actions = ActionSet()
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+
 
 DEFAULT_LIMIT = 20
 # Any integer is accepted; an offset beyond this is past every row anyway.
@@ -36,6 +40,15 @@ def operation_out(operation: Operation) -> OperationOut:
     )
 
 
+@actions.action(
+    name="operations",
+    method="GET",
+    scopes=READ,
+    response_model=OperationPageOut,
+    summary="The organization's operations, newest first",
+    verb="list",
+    errors=(400,),
+)
 async def list_operations(
     ctx: Context, session: ReadSession, limit: IntQuery = None, offset: IntQuery = None
 ) -> OperationPageOut:
@@ -54,6 +67,15 @@ async def list_operations(
     )
 
 
+@actions.action(
+    name="operations/{operation_id}",
+    method="GET",
+    scopes=READ,
+    response_model=OperationOut,
+    summary="One operation of the organization",
+    operation_name="operations",
+    verb="retrieve",
+)
 async def retrieve_operation(
     ctx: Context,
     session: ReadSession,
@@ -69,27 +91,4 @@ async def retrieve_operation(
     return operation_out(operation)
 
 
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="operations",
-        method="GET",
-        endpoint=list_operations,
-        scopes=READ,
-        response_model=OperationPageOut,
-        summary="The organization's operations, newest first",
-        verb="list",
-        errors=(400,),
-    ),
-    Action(
-        name="operations/{operation_id}",
-        method="GET",
-        endpoint=retrieve_operation,
-        scopes=READ,
-        response_model=OperationOut,
-        summary="One operation of the organization",
-        operation_name="operations",
-        verb="retrieve",
-    ),
-]
+ACTIONS = actions.actions

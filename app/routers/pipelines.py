@@ -14,7 +14,7 @@ from fastapi import Query
 from app.core.db import DbSession, ReadSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.query import IntQuery, parse_int
 from app.schemas.pipelines import (
@@ -26,16 +26,15 @@ from app.schemas.pipelines import (
     SourceSchemas,
     TotalRowsStats,
 )
-from app.services.pipelines.activity import (
-    MAX_LIMIT,
-    ActivityKind,
-    ActivityQuery,
-    ActivityService,
-)
+from app.services.pipelines.activity import MAX_LIMIT, ActivityKind, ActivityQuery, ActivityService
 from app.services.pipelines.activity import Outcome as ActivityOutcome
 from app.services.pipelines.health import PipelineHealthService
 from app.services.pipelines.readiness import WarehouseReadinessService
 from app.services.pipelines.stats import ALLOWED_DAYS, PipelineStatsService
+
+actions = ActionSet()
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+READ_SOURCES = (Scope.WAREHOUSE_VIEW_READ, Scope.EXTERNAL_DATA_SOURCE_READ)
 
 E = TypeVar("E", ActivityKind, ActivityOutcome)
 QueryStr = Annotated[str | None, Query(max_length=100)]
@@ -80,6 +79,14 @@ def activity_query(
     )
 
 
+@actions.action(
+    name="running_activity",
+    method="GET",
+    scopes=READ,
+    response_model=ActivityPage,
+    summary="Import and model jobs still running, newest first",
+    errors=(400,),
+)
 async def running_activity(
     ctx: Context,
     session: ReadSession,
@@ -94,6 +101,14 @@ async def running_activity(
     return await ActivityService(session).page(ctx.team.id, query)
 
 
+@actions.action(
+    name="completed_activity",
+    method="GET",
+    scopes=READ,
+    response_model=ActivityPage,
+    summary="Finished import and model jobs, newest first",
+    errors=(400,),
+)
 async def completed_activity(
     ctx: Context,
     session: ReadSession,
@@ -121,27 +136,71 @@ def parse_days(raw: str | None) -> int:
     return days
 
 
+@actions.action(
+    name="job_stats",
+    method="GET",
+    scopes=READ,
+    response_model=JobStats,
+    summary="Job counts over the last 1, 7 or 30 days, bucketed in the environment's zone",
+    errors=(400,),
+)
 async def job_stats(ctx: Context, session: ReadSession, days: IntQuery = None) -> JobStats:
     return await PipelineStatsService(session).job_stats(ctx.team, parse_days(days))
 
 
+@actions.action(
+    name="data_health_issues",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=HealthIssues,
+    summary="Failing views, syncs, sources, destinations and transformations",
+)
 async def data_health_issues(ctx: Context, session: ReadSession) -> HealthIssues:
     return await PipelineHealthService(session).issues(ctx.team.id)
 
 
+@actions.action(
+    name="data_ops_dashboard",
+    method="GET",
+    scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
+    response_model=DashboardRef,
+    summary="The environment's Data ops overview dashboard (created on first call)",
+)
 async def data_ops_dashboard(ctx: Context, session: DbSession) -> DashboardRef:
     dashboard_id = await PipelineHealthService(session).data_ops_dashboard(ctx.team.id)
     return DashboardRef(dashboard_id=dashboard_id)
 
 
+@actions.action(
+    name="total_rows_stats",
+    method="GET",
+    scopes=READ,
+    response_model=TotalRowsStats,
+    summary="Rows synced in the billing period: tracked, pending and by source",
+)
 async def total_rows_stats(ctx: Context, session: ReadSession) -> TotalRowsStats:
     return await PipelineStatsService(session).total_rows(ctx.team, ctx.organization_id)
 
 
+@actions.action(
+    name="managed-warehouse-data-status",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=DataStatus,
+    summary="Readiness of events, persons and imported sources in the warehouse",
+)
 async def managed_warehouse_data_status(ctx: Context, session: ReadSession) -> DataStatus:
     return await WarehouseReadinessService(session).data_status(ctx.team.id)
 
 
+@actions.action(
+    name="managed-warehouse-source-schemas",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=SourceSchemas,
+    summary="Readiness of each synced table of one source",
+    errors=(400,),
+)
 async def managed_warehouse_source_schemas(
     ctx: Context, session: ReadSession, source_id: QueryStr = None
 ) -> SourceSchemas:
@@ -154,76 +213,4 @@ async def managed_warehouse_source_schemas(
     return await WarehouseReadinessService(session).source_schemas(ctx.team.id, parsed)
 
 
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-READ_SOURCES = (Scope.WAREHOUSE_VIEW_READ, Scope.EXTERNAL_DATA_SOURCE_READ)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="running_activity",
-        method="GET",
-        endpoint=running_activity,
-        scopes=READ,
-        response_model=ActivityPage,
-        summary="Import and model jobs still running, newest first",
-        errors=(400,),
-    ),
-    Action(
-        name="completed_activity",
-        method="GET",
-        endpoint=completed_activity,
-        scopes=READ,
-        response_model=ActivityPage,
-        summary="Finished import and model jobs, newest first",
-        errors=(400,),
-    ),
-    Action(
-        name="job_stats",
-        method="GET",
-        endpoint=job_stats,
-        scopes=READ,
-        response_model=JobStats,
-        summary="Job counts over the last 1, 7 or 30 days, bucketed in the environment's zone",
-        errors=(400,),
-    ),
-    Action(
-        name="data_health_issues",
-        method="GET",
-        endpoint=data_health_issues,
-        scopes=READ_SOURCES,
-        response_model=HealthIssues,
-        summary="Failing views, syncs, sources, destinations and transformations",
-    ),
-    Action(
-        name="data_ops_dashboard",
-        method="GET",
-        endpoint=data_ops_dashboard,
-        scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
-        response_model=DashboardRef,
-        summary="The environment's Data ops overview dashboard (created on first call)",
-    ),
-    Action(
-        name="total_rows_stats",
-        method="GET",
-        endpoint=total_rows_stats,
-        scopes=READ,
-        response_model=TotalRowsStats,
-        summary="Rows synced in the billing period: tracked, pending and by source",
-    ),
-    Action(
-        name="managed-warehouse-data-status",
-        method="GET",
-        endpoint=managed_warehouse_data_status,
-        scopes=READ_SOURCES,
-        response_model=DataStatus,
-        summary="Readiness of events, persons and imported sources in the warehouse",
-    ),
-    Action(
-        name="managed-warehouse-source-schemas",
-        method="GET",
-        endpoint=managed_warehouse_source_schemas,
-        scopes=READ_SOURCES,
-        response_model=SourceSchemas,
-        summary="Readiness of each synced table of one source",
-        errors=(400,),
-    ),
-]
+ACTIONS = actions.actions

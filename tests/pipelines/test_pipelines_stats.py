@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import (
-    UTC,
-    datetime,
-    time,
-    timedelta,
-)
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest

@@ -23,21 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.passwords import SecretBox
-from app.models import (
-    ManagedWarehouse,
-    OperationAction,
-    WarehouseState,
-    WarehouseTeamMembership,
-)
+from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.safety import ClusterAuthGuard, TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
