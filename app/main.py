@@ -34,6 +34,7 @@ from app.routers import (
     internal_pipelines,
     internal_warehouse,
     internal_webhooks,
+    moves,
 )
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(moves.router)
     app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)

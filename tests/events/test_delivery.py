@@ -118,12 +118,14 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         r = await provision(client, tenant, new_name("hook"))
         assert r.status_code == 202
         passwords = [r.json()["password"]]
+        operations = [r.json()["operation_id"]]
         await wait_for_state(client, tenant, {"ready"})
         r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
         assert r.status_code == 200, r.text
         passwords.append(r.json()["password"])
         r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
         assert r.status_code == 202
+        operations.append(r.json()["operation_id"])
         await wait_for_state(client, tenant, {"deleted"})
         received = await receiver.wait_for(3)
         await asyncio.sleep(0.5)  # nothing else arrives
@@ -138,6 +140,8 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         assert body["data"]["org_id"] == tenant.org_id
         assert body["data"]["state"] == state
         assert set(body["data"]) <= {"org_id", "operation_id", "state", "cluster", "snapshot_id"}
+    # The operation the state change finished; a password reset is not an operation (§7).
+    assert [b["data"].get("operation_id") for b in bodies] == [operations[0], None, operations[1]]
     ids = [x.headers["webhook-id"] for x in received]
     assert len(set(ids)) == 3
     for x in received:
