@@ -90,7 +90,9 @@ async def register(client, url: str, **extra) -> str:
 
 
 async def deliveries(client, webhook_id: str) -> list[dict]:
-    r = await client.get(f"/internal/webhooks/{webhook_id}/deliveries", headers=INTERNAL_HEADERS)
+    r = await client.get(
+        f"/internal/webhooks/{webhook_id}/deliveries?limit=100", headers=INTERNAL_HEADERS
+    )
     assert r.status_code == 200, r.text
     rows: list[dict] = r.json()["results"]
     assert all(set(row) == DELIVERY_FIELDS for row in rows)
@@ -265,3 +267,18 @@ async def test_a_worker_sigkilled_mid_delivery_loses_nothing(client, settings, s
     check_signed(again)
     rows = await wait_rows(client, webhook_id, 1)
     assert [(r["attempt"], r["status_code"]) for r in rows] == [(1, 200)]
+
+
+async def test_two_workers_share_the_outbox_without_sending_twice(client, settings, sessionmaker):
+    async with Receiver() as receiver:
+        webhook_id = await register(client, receiver.url)
+        async with sessionmaker() as session, session.begin():
+            for _ in range(100):
+                await emit_event(session, "warehouse.ready", org_id=uuid.uuid4(), state="ready")
+        async with running_worker(settings), running_worker(settings):
+            await receiver.wait_for(100)
+            rows = await wait_rows(client, webhook_id, 100)
+            await asyncio.sleep(0.5)
+    ids = [x.headers["webhook-id"] for x in receiver.received]
+    assert len(ids) == len(set(ids)) == 100
+    assert sorted(r["event_id"] for r in rows) == sorted(ids)
