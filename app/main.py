@@ -22,6 +22,7 @@ from app.core.db import (
 from app.core.queue import JobQueue
 from app.pgcluster import build_secret_box, build_warehouse_backend
 from app.pgcluster.safety import ClusterAuthGuard
+from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver
 from app.pipeline.errors import install_error_handlers
 from app.pipeline.metrics import HttpMetrics
@@ -84,11 +85,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     backend = build_warehouse_backend(settings, pool_max_size=5)
     app.state.warehouse_backend = backend
     app.state.secret_box = build_secret_box(settings)
+    app.state.tenant_pools = tenant_pools = TenantPools()
     app.state.readiness_problem = await ClusterAuthGuard(backend, settings).problem_at_startup()
     try:
         yield
     finally:
         await app.state.rate_limiter.drain()
+        await tenant_pools.close()
         await backend.close()
         await read_pool.close()
         await redis.aclose()

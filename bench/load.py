@@ -135,7 +135,7 @@ def _latency(out: str, pct: str) -> float:
     return _ms(float(m.group(1)), m.group(2))
 
 
-async def seed(base: str, env: dict[str, str], *, jobs: bool) -> dict[str, str]:
+async def seed(base: str, env: dict[str, str], *, jobs: bool, keys: int = KEYS) -> dict[str, str]:
     internal = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=base, headers=internal, timeout=30) as c:
         org = (await c.post("/internal/organizations", json={"name": "Bench"})).json()
@@ -189,8 +189,8 @@ async def seed(base: str, env: dict[str, str], *, jobs: bool) -> dict[str, str]:
                 r.raise_for_status()
                 return str(r.json()["key"])
 
-        keys = await asyncio.gather(*(new_key() for _ in range(KEYS)))
-    return {"env_id": str(env_id), "key": key, "keys": "\n".join(keys)}
+        issued = await asyncio.gather(*(new_key() for _ in range(keys)))
+    return {"env_id": str(env_id), "key": key, "keys": "\n".join(issued)}
 
 
 async def _seed_jobs(c: httpx.AsyncClient, env_id: int) -> None:
