@@ -15,18 +15,21 @@ from tests.support.http import assert_error, sql
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             out[(s.name, frozenset(s.labels.items()))] = s.value
     return out
 
 
-def value(figures: dict, name: str, **labels: str) -> float:
-    return figures.get((name, frozenset(labels.items())), 0.0)
+Figures = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(client: httpx.AsyncClient) -> dict:
+def value(figures: Figures, name: str, **labels: str) -> float:
+    return float(figures.get((name, frozenset(labels.items())), 0.0))
+
+
+async def scrape(client: httpx.AsyncClient) -> Figures:
     r = await client.get("/metrics", headers=INTERNAL_HEADERS)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
