@@ -134,8 +134,8 @@ def settings(
         database_url=database_url,
         redis_url=redis_url,
         queue_name=f"arq:warehouse:test:{RUN_ID}",
-        secret_key="test-secret-key-" + RUN_ID,  # type: ignore[arg-type]
-        internal_api_token=INTERNAL_TOKEN,  # type: ignore[arg-type]
+        secret_key="test-secret-key-" + RUN_ID,
+        internal_api_token=INTERNAL_TOKEN,
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
         storage_root=str(storage_root),
@@ -146,7 +146,7 @@ def settings(
         provision_deadline_seconds=30,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     asyncio.run(drop())
 

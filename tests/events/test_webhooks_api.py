@@ -13,11 +13,6 @@ from tests.support.harness import INTERNAL_HEADERS
 ALL = list(EVENT_TYPES)
 
 
-@pytest.fixture(autouse=True)
-def _clean(sessionmaker):  # every endpoint made here is deleted afterwards
-    return sessionmaker
-
-
 def whsec(n: int) -> str:
     return "whsec_" + base64.b64encode(bytes(range(n))).decode()
 
