@@ -15,22 +15,29 @@ from app import __version__
 from app.core.db import (
     ReadPool,
     build_engine,
+    build_read_engine,
     build_read_sessionmaker,
     build_sessionmaker,
 )
 from app.core.queue import JobQueue
 from app.pgcluster import build_secret_box
+from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver
 from app.pipeline.errors import install_error_handlers
+from app.pipeline.metrics import HttpMetrics
+from app.pipeline.observability import ObservedApp
 from app.pipeline.ratelimit import RateLimiter
-from app.pipeline.router import all_actions, build_data_warehouse_router
+from app.pipeline.router import build_data_warehouse_router
 from app.routers import (
+    all_actions,
     health,
     internal_clusters,
     internal_identity,
     internal_pipelines,
     internal_warehouse,
     internal_webhooks,
+    metrics,
+    moves,
 )
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
@@ -64,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
-    app.state.read_sessionmaker = build_read_sessionmaker(engine)
+    app.state.read_engine = read_engine = build_read_engine(settings)
+    app.state.read_sessionmaker = build_read_sessionmaker(read_engine)
     app.state.read_pool = read_pool = await ReadPool.open(settings)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
@@ -78,26 +86,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     backends = ClusterBackends(settings, pool_max_size=5)
     app.state.cluster_backends = backends
     app.state.secret_box = build_secret_box(settings)
+    app.state.tenant_pools = tenant_pools = TenantPools()
     configured = backends.guard(settings.warehouse_admin_dsn)
     app.state.readiness_problem = await configured.problem_at_startup()
     try:
         yield
     finally:
+        await app.state.rate_limiter.drain()
+        await tenant_pools.close()
         await backends.close()
         await read_pool.close()
         await redis.aclose()
+        await read_engine.dispose()
         await engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(
+    app = ObservedApp(
         title="warehouse-api",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.http_metrics = HttpMetrics()
     install_error_handlers(app)
 
     actions = all_actions()
@@ -114,9 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
     app.include_router(internal_clusters.router)
+    app.include_router(moves.router)
     app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

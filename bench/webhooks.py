@@ -2,9 +2,9 @@
 
 Starts what it needs and removes it afterwards: a scratch service database on DATABASE_URL's
 server (migrated), a throwaway warehouse cluster (the worker checks one at start-up), ONE worker
-process (`python -m app.worker`) and an HTTP receiver on 127.0.0.1 in this process. It registers
-one endpoint through the internal API (in-process ASGI), waits for the worker to idle, then
-writes the burst with `emit_event`, `--batch` events per transaction, back to back.
+process (`python -m app.worker`) and an HTTP receiver on 127.0.0.1 in another process. It
+registers one endpoint through the internal API (in-process ASGI), waits for the worker to idle,
+then writes the burst with `emit_event`, `--batch` events per transaction, back to back.
 
 Each event's latency runs from the commit of its transaction to its arrival at the receiver.
 Every signature is checked with hmac (Standard Webhooks), and every event must arrive once.
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +43,6 @@ from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.events.outbox import emit_event  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
-from tests.events.receiver import Receiver  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,6 +53,12 @@ def signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     return expected in headers["webhook-signature"].split(" ")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -72,7 +78,17 @@ async def main(events: int, batch: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
     worker: asyncio.subprocess.Process | None = None
-    receiver = await Receiver().start()
+    arrivals_file = tmp / "arrivals.jsonl"
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.events.receiver",
+        str(arrivals_file),
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert receiver.stdout is not None
+    receiver_url = (await receiver.stdout.readline()).decode().strip()
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
         settings = Settings(
@@ -93,7 +109,7 @@ async def main(events: int, batch: int) -> None:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
-                r = await c.post("/internal/webhooks", json={"url": receiver.url}, headers=HEADERS)
+                r = await c.post("/internal/webhooks", json={"url": receiver_url}, headers=HEADERS)
                 assert r.status_code == 201, r.text
                 secret = r.json()["secret"]
         env = {
@@ -115,6 +131,7 @@ async def main(events: int, batch: int) -> None:
         engine = build_engine(settings)
         sessionmaker = build_sessionmaker(engine)
         committed_at: dict[str, float] = {}
+        worker_cpu = cpu_seconds(worker.pid)
         started = time.time()
         for first in range(0, events, batch):
             orgs = [str(uuid.uuid4()) for _ in range(min(batch, events - first))]
@@ -124,19 +141,31 @@ async def main(events: int, batch: int) -> None:
             now = time.time()
             committed_at.update(dict.fromkeys(orgs, now))
         written = time.time() - started
+        deadline = time.time() + 60
+        async with engine.connect() as conn:
+            while True:  # every delivery recorded as done (the receiver answered 2xx)
+                pending = await conn.scalar(
+                    text("SELECT count(*) FROM webhook_deliveries WHERE NOT done")
+                )
+                await conn.rollback()
+                if pending == 0 or time.time() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+        worker_cpu = cpu_seconds(worker.pid) - worker_cpu
         await engine.dispose()
-
-        got = await receiver.wait_for(events, within=60)
-        await asyncio.sleep(1.0)  # a duplicate would show up by now
+        receiver.send_signal(signal.SIGTERM)
+        await receiver.wait()
+        got = [json.loads(line) for line in arrivals_file.read_text().splitlines()]
         arrivals: dict[str, float] = {}
         for x in got:
-            assert signature_ok(secret, x.headers, x.body), "bad signature"
-            org = json.loads(x.body)["data"]["org_id"]
-            arrivals.setdefault(org, x.at)
+            body = x["body"].encode()
+            assert signature_ok(secret, x["headers"], body), "bad signature"
+            org = json.loads(body)["data"]["org_id"]
+            arrivals.setdefault(org, x["at"])
         assert set(arrivals) == set(committed_at), "an event did not arrive"
         latencies = [arrivals[o] - committed_at[o] for o in committed_at]
         last = max(arrivals.values()) - started
-        ids = {x.headers["webhook-id"] for x in got}
+        ids = {x["headers"]["webhook-id"] for x in got}
         print(
             f"{events} events ({batch} per transaction, written in {written:.2f} s): "
             f"all received {last:.2f} s after the first write began; "
@@ -147,8 +176,12 @@ async def main(events: int, batch: int) -> None:
             f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, "
             f"max {max(latencies) * 1000:.0f} ms, mean {statistics.mean(latencies) * 1000:.0f} ms"
         )
+        load = os.getloadavg()[0]
+        print(f"worker CPU during the burst: {worker_cpu:.2f} s; 1-minute load average {load:.1f}")
     finally:
-        await receiver.stop()
+        if receiver.returncode is None:
+            receiver.kill()
+            await receiver.wait()
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             try:

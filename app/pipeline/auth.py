@@ -16,20 +16,13 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import Depends, Path, Request
 
-from app.core.context import (
-    Prefetch,
-    Principal,
-    RequestContext,
-    TeamRef,
-)
+from app.core.context import Prefetch, Principal, RequestContext, TeamRef
 from app.core.db import ReadPool
-from app.core.errors import (
-    AuthenticationFailed,
-    NotAuthenticated,
-    NotFound,
-    PermissionDenied,
-)
+from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.core.scopes import first_missing_scope
+from app.pipeline.body_limits import raise_request_problem
+from app.pipeline.ratelimit import RateLimitStatus
+from app.pipeline.request_id import note_rate_limit
 from app.services.identity.keys import KEY_PREFIX, hash_key
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -123,14 +116,16 @@ async def lookup_key(
     return await reads.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
 
 
-async def admit(state: Any, row: asyncpg.Record) -> None:
+async def admit(state: Any, row: asyncpg.Record) -> RateLimitStatus | None:
     """Count the request against the key's rate limit (429 beyond it) and note, at most once
     an hour, that the key was used. The write is its own statement, so it persists even
-    when the request later fails."""
-    await state.rate_limiter.hit(row["id"])
+    when the request later fails. Returns the key's budget (None when limiting is off)."""
+    budget: RateLimitStatus | None = await state.rate_limiter.hit(row["id"])
+    note_rate_limit(budget)  # the X-RateLimit-* headers of the answer
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
         await state.read_pool.execute(_TOUCH_LAST_USED, row["id"], now)
+    return budget
 
 
 def principal_from_row(row: asyncpg.Record) -> Principal:
@@ -170,7 +165,7 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
     row = await lookup_key(state, plaintext, query=query, raw_id=raw_id)
     if row is None:
         raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
-    await admit(state, row)
+    request.state.rate_limit = await admit(state, row)
     principal = request.state.principal = principal_from_row(row)
     return context_from_row(row, principal)
 
@@ -252,6 +247,7 @@ async def require_internal_token(request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
         raise AuthenticationFailed("Invalid internal API token.")
     request.state.internal = True
+    raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
 
 
 InternalCaller = Depends(require_internal_token)

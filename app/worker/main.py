@@ -26,23 +26,28 @@ from app.services.events.delivery import WebhookSender, build_client
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.health import check_clusters
+from app.services.fleet.move_jobs import ADVANCE_MOVE
+from app.services.fleet.move_machine import MoveMachine
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
+from app.worker.metrics import counted, serve
+from app.worker.moves import MOVE_JOB_TIMEOUT_SECONDS, MoveReconciler, advance_move
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 
 logger = logging.getLogger(__name__)
 
 JOB_TIMEOUT_SECONDS = 120
-# arq marks a job "in progress" for the longest job timeout + 10 s.
-IN_PROGRESS_TIMEOUT_SECONDS = JOB_TIMEOUT_SECONDS + 10
+# arq marks a job "in progress" for the longest job timeout + 10 s (a move's, app/worker/moves.py).
+IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS) + 10
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
 CHECK_CLUSTERS = "check_warehouse_clusters"
 
 
+@counted(ADVANCE_WAREHOUSE)
 async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
     machine: WarehouseMachine = ctx["machine"]
     try:
@@ -59,9 +64,11 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     return outcome.result
 
 
+@counted(RECONCILE_WAREHOUSES)
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
-    return await reconciler.run_once()
+    moves: MoveReconciler = ctx["move_reconciler"]
+    return await reconciler.run_once() + await moves.run_once()
 
 
 async def check_warehouse_clusters(ctx: dict[str, Any]) -> int:
@@ -69,12 +76,15 @@ async def check_warehouse_clusters(ctx: dict[str, Any]) -> int:
     return sum(results.values())
 
 
-async def _periodic_reconcile(reconciler: Reconciler, interval: float) -> None:
+async def _periodic_reconcile(
+    reconcilers: list[Reconciler | MoveReconciler], interval: float
+) -> None:
     while True:
-        try:
-            await reconciler.run_once()
-        except Exception as exc:
-            logger.warning("reconcile failed", extra={"error_class": type(exc).__name__})
+        for reconciler in reconcilers:
+            try:
+                await reconciler.run_once()
+            except Exception as exc:
+                logger.warning("reconcile failed", extra={"error_class": type(exc).__name__})
         await asyncio.sleep(interval)
 
 
@@ -83,6 +93,9 @@ async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Sett
 
     It stops with the worker's main task, even when arq's close never reaches `on_shutdown`.
     """
+    # httpx logs every request's URL at INFO; a receiver's URL may carry a token, and each
+    # attempt's outcome is in the deliveries log anyway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     sender = WebhookSender(
         sessionmaker,
         build_client(),
@@ -135,10 +148,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
     )
     ctx["reconciler"] = reconciler
+    ctx["move_machine"] = MoveMachine(engine=engine, sessionmaker=sessionmaker, settings=settings)
+    move_reconciler = MoveReconciler(
+        sessionmaker,
+        ctx["redis"],
+        queue_name=settings.queue_name,
+        in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
+    )
+    ctx["move_reconciler"] = move_reconciler
     await _start_webhooks(ctx, sessionmaker, settings)
     if ctx.get("burst"):
         ctx["reconcile_task"] = asyncio.create_task(
-            _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
+            _periodic_reconcile([reconciler, move_reconciler], settings.reconcile_interval_seconds)
         )
 
 
@@ -169,7 +190,14 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             keep_result=0,
             max_tries=UNLIMITED_TRIES,
             timeout=JOB_TIMEOUT_SECONDS,
-        )
+        ),
+        func(
+            counted(ADVANCE_MOVE)(advance_move),
+            name=ADVANCE_MOVE,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=MOVE_JOB_TIMEOUT_SECONDS,
+        ),
     ]
     cron_jobs = []
     if not burst:
@@ -185,7 +213,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         )
         cron_jobs.append(
             cron(
-                check_warehouse_clusters,
+                counted(CHECK_CLUSTERS)(check_warehouse_clusters),
                 name=CHECK_CLUSTERS,
                 run_at_startup=True,
                 timeout=JOB_TIMEOUT_SECONDS,
@@ -213,10 +241,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker until it is stopped (or, with `burst`, until the queue is empty)."""
+    metrics_server = serve(settings.worker_metrics_host, settings.worker_metrics_port)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         build_worker(settings, burst=burst).run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         asyncio.set_event_loop(None)
         loop.close()

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -95,3 +96,28 @@ class Receiver:
         finally:
             self._handlers.discard(task)
             writer.close()
+
+
+async def _serve_until_terminated(out: str) -> None:
+    """`python -m tests.events.receiver OUT`: print the URL, serve, and on SIGTERM write what
+    arrived to OUT as JSON lines ({headers, body, at}) and exit. bench/webhooks.py runs it in
+    its own process, so the receiver's clock is not held up by the sender's work."""
+    import json
+    import signal
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Receiver() as receiver:
+        print(receiver.url, flush=True)
+        await stop.wait()
+    lines = [
+        json.dumps({"headers": r.headers, "body": r.body.decode(), "at": r.at})
+        for r in receiver.received
+    ]
+    Path(out).write_text("".join(line + "\n" for line in lines))  # noqa: ASYNC240
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_serve_until_terminated(sys.argv[1]))

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_independent_signer_matches_the_published_vector():
     )
 
 
-def check_signed(received, secret: str = SECRET) -> dict:
+def check_signed(received, secret: str = SECRET) -> dict[str, Any]:
     h = received.headers
     assert h["webhook-id"].startswith("msg_")
     assert h["content-type"] == "application/json"
@@ -74,7 +75,7 @@ def check_signed(received, secret: str = SECRET) -> dict:
     assert expected_signature(secret, h["webhook-id"], h["webhook-timestamp"], received.body) in (
         signatures
     )
-    body = json.loads(received.body)
+    body: dict[str, Any] = json.loads(received.body)
     assert set(body) == {"type", "timestamp", "data"}
     datetime.fromisoformat(body["timestamp"])
     return body
@@ -89,15 +90,19 @@ async def register(client, url: str, **extra) -> str:
     return webhook_id
 
 
-async def deliveries(client, webhook_id: str) -> list[dict]:
-    r = await client.get(f"/internal/webhooks/{webhook_id}/deliveries", headers=INTERNAL_HEADERS)
+async def deliveries(client, webhook_id: str) -> list[dict[str, Any]]:
+    r = await client.get(
+        f"/internal/webhooks/{webhook_id}/deliveries?limit=100", headers=INTERNAL_HEADERS
+    )
     assert r.status_code == 200, r.text
-    rows: list[dict] = r.json()["results"]
+    rows: list[dict[str, Any]] = r.json()["results"]
     assert all(set(row) == DELIVERY_FIELDS for row in rows)
     return rows
 
 
-async def wait_rows(client, webhook_id: str, count: int, within: float = 15) -> list[dict]:
+async def wait_rows(
+    client, webhook_id: str, count: int, within: float = 15
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + within
     while len(rows := await deliveries(client, webhook_id)) < count:
         assert time.monotonic() < deadline, rows
@@ -118,12 +123,14 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         r = await provision(client, tenant, new_name("hook"))
         assert r.status_code == 202
         passwords = [r.json()["password"]]
+        operations = [r.json()["operation_id"]]
         await wait_for_state(client, tenant, {"ready"})
         r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
         assert r.status_code == 200, r.text
         passwords.append(r.json()["password"])
         r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
         assert r.status_code == 202
+        operations.append(r.json()["operation_id"])
         await wait_for_state(client, tenant, {"deleted"})
         received = await receiver.wait_for(3)
         await asyncio.sleep(0.5)  # nothing else arrives
@@ -138,6 +145,8 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         assert body["data"]["org_id"] == tenant.org_id
         assert body["data"]["state"] == state
         assert set(body["data"]) <= {"org_id", "operation_id", "state", "cluster", "snapshot_id"}
+    # The operation the state change finished; a password reset is not an operation (§7).
+    assert [b["data"].get("operation_id") for b in bodies] == [operations[0], None, operations[1]]
     ids = [x.headers["webhook-id"] for x in received]
     assert len(set(ids)) == 3
     for x in received:
@@ -261,3 +270,18 @@ async def test_a_worker_sigkilled_mid_delivery_loses_nothing(client, settings, s
     check_signed(again)
     rows = await wait_rows(client, webhook_id, 1)
     assert [(r["attempt"], r["status_code"]) for r in rows] == [(1, 200)]
+
+
+async def test_two_workers_share_the_outbox_without_sending_twice(client, settings, sessionmaker):
+    async with Receiver() as receiver:
+        webhook_id = await register(client, receiver.url)
+        async with sessionmaker() as session, session.begin():
+            for _ in range(100):
+                await emit_event(session, "warehouse.ready", org_id=uuid.uuid4(), state="ready")
+        async with running_worker(settings), running_worker(settings):
+            await receiver.wait_for(100)
+            rows = await wait_rows(client, webhook_id, 100)
+            await asyncio.sleep(0.5)
+    ids = [x.headers["webhook-id"] for x in receiver.received]
+    assert len(ids) == len(set(ids)) == 100
+    assert sorted(r["event_id"] for r in rows) == sorted(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -196,7 +197,9 @@ async def test_registration_checks_the_admin_url_for_real(
         ({"labels": {"nested": {"a": "b"}}}, "labels.nested"),
     ],
 )
-async def test_register_validates_the_body(fleet_app: FleetApp, change: dict, attr: str) -> None:
+async def test_register_validates_the_body(
+    fleet_app: FleetApp, change: dict[str, Any], attr: str
+) -> None:
     body = {
         "name": "valid-name",
         "admin_url": fleet_app.clusters[1].admin_dsn,

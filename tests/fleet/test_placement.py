@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
@@ -157,7 +158,7 @@ async def test_health_check_marks_a_cluster_that_is_down(fleet_app: FleetApp) ->
     assert (await fleet_app.clusters_by_name())["beta"]["healthy"] is True
 
 
-async def _wait_for_health(fleet_app: FleetApp, name: str, *, healthy: bool) -> dict:
+async def _wait_for_health(fleet_app: FleetApp, name: str, *, healthy: bool) -> dict[str, Any]:
     for _ in range(100):
         cluster = (await fleet_app.clusters_by_name())[name]
         if cluster["healthy"] is healthy:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
 from app.pgcluster.scram import scram_verifier
 from app.services.warehouse.names import WAREHOUSE_SHAPE_MESSAGE
-from tests.support.lifecycle import (
-    Cluster,
-    new_name,
-    provision,
-    run_burst_worker,
-)
+from tests.support.lifecycle import Cluster, new_name, provision, run_burst_worker
 
 TABLE_SHAPE = (
     "Table name must use only lowercase letters, numbers, and underscores, "
@@ -91,7 +87,8 @@ async def test_wrong_types_and_broken_json(client, tenant):
         headers=tenant.headers,
     )
     assert r.status_code == 400 and r.json()["attr"] == "database_name"
-    for body in ([], "acme", None, {"database_name": None}, {"database_name": ["acme"]}):
+    bodies: list[Any] = [[], "acme", None, {"database_name": None}, {"database_name": ["acme"]}]
+    for body in bodies:
         r = await client.post(tenant.env_url("provision"), json=body, headers=tenant.headers)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["type"] == "validation_error"

@@ -23,21 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.passwords import SecretBox
-from app.models import (
-    ManagedWarehouse,
-    OperationAction,
-    WarehouseState,
-    WarehouseTeamMembership,
-)
+from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.safety import TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
@@ -49,6 +39,7 @@ from app.services.fleet.health import note_reachable
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.settings import Settings
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -331,6 +322,9 @@ class WarehouseMachine:
             if await self._tables_to_create(session, wh):
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
+            if wh.deadline_at is not None:  # set at the first step: deadline - allowance
+                allowance = self.settings.provision_deadline_seconds
+                metrics.provisioned_in(allowance - (wh.deadline_at - wh.ready_at).total_seconds())
             wh.deadline_at = None
             await self._transition(session, wh, S.READY, "Ready")
 
@@ -401,6 +395,7 @@ class WarehouseMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)
         wh.state = to_state
         wh.status_message = message
         if to_state in WEBHOOK_STATES:
