@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_independent_signer_matches_the_published_vector():
     )
 
 
-def check_signed(received, secret: str = SECRET) -> dict:
+def check_signed(received, secret: str = SECRET) -> dict[str, Any]:
     h = received.headers
     assert h["webhook-id"].startswith("msg_")
     assert h["content-type"] == "application/json"
@@ -74,7 +75,7 @@ def check_signed(received, secret: str = SECRET) -> dict:
     assert expected_signature(secret, h["webhook-id"], h["webhook-timestamp"], received.body) in (
         signatures
     )
-    body = json.loads(received.body)
+    body: dict[str, Any] = json.loads(received.body)
     assert set(body) == {"type", "timestamp", "data"}
     datetime.fromisoformat(body["timestamp"])
     return body
@@ -89,17 +90,19 @@ async def register(client, url: str, **extra) -> str:
     return webhook_id
 
 
-async def deliveries(client, webhook_id: str) -> list[dict]:
+async def deliveries(client, webhook_id: str) -> list[dict[str, Any]]:
     r = await client.get(
         f"/internal/webhooks/{webhook_id}/deliveries?limit=100", headers=INTERNAL_HEADERS
     )
     assert r.status_code == 200, r.text
-    rows: list[dict] = r.json()["results"]
+    rows: list[dict[str, Any]] = r.json()["results"]
     assert all(set(row) == DELIVERY_FIELDS for row in rows)
     return rows
 
 
-async def wait_rows(client, webhook_id: str, count: int, within: float = 15) -> list[dict]:
+async def wait_rows(
+    client, webhook_id: str, count: int, within: float = 15
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + within
     while len(rows := await deliveries(client, webhook_id)) < count:
         assert time.monotonic() < deadline, rows

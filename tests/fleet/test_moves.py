@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.models import AuditLog
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
@@ -258,7 +258,7 @@ async def test_a_target_that_does_not_answer_is_503(
     finally:
         async with app.state.sessionmaker() as session:
             await session.execute(
-                WarehouseCluster.__table__.delete().where(WarehouseCluster.name == "fleet-gone")
+                delete(WarehouseCluster).where(WarehouseCluster.name == "fleet-gone")
             )
             await session.commit()
         await fleet.drop_everywhere(name)
