@@ -51,6 +51,20 @@ async def live_warehouses(session: AsyncSession, cluster: str) -> int:
     return int(count or 0)
 
 
+async def incoming(session: AsyncSession, cluster: str) -> int:
+    """Warehouses on their way to `cluster` (moves not yet switched): they will count there."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(WarehouseMove)
+        .where(
+            WarehouseMove.target_cluster == cluster,
+            WarehouseMove.finished_at.is_(None),
+            WarehouseMove.switched.is_(False),
+        )
+    )
+    return int(count or 0)
+
+
 async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
     """Free places on the clusters that take new warehouses, other than `exclude`."""
     clusters = (
@@ -65,7 +79,8 @@ async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
     ).all()
     room = 0
     for cluster in clusters:
-        room += max(0, cluster.max_warehouses - await live_warehouses(session, cluster.name))
+        used = await live_warehouses(session, cluster.name) + await incoming(session, cluster.name)
+        room += max(0, cluster.max_warehouses - used)
     return room
 
 

@@ -95,7 +95,8 @@ class MoveService:
             )
         if not target.healthy:
             raise Conflict(f"The cluster '{target.name}' is not healthy")
-        if await support.live_warehouses(self.session, target.name) >= target.max_warehouses:
+        used = await support.live_warehouses(self.session, target.name)
+        if used + await support.incoming(self.session, target.name) >= target.max_warehouses:
             raise Conflict(f"The cluster '{target.name}' has no room for another warehouse")
         dsn = await support.admin_dsn(self.session, self.settings, target.name)
         try:
