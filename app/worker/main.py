@@ -22,7 +22,7 @@ from arq.worker import Function, Worker, func
 
 from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box, build_storage
-from app.services.events.delivery import WebhookSender, build_client
+from app.services.events.delivery import Clients, WebhookSender
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.health import check_clusters
@@ -98,7 +98,7 @@ async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Sett
     logging.getLogger("httpx").setLevel(logging.WARNING)
     sender = WebhookSender(
         sessionmaker,
-        build_client(),
+        Clients(),
         secret_key=settings.secret_key.get_secret_value(),
         retry_delays=settings.webhook_retry_delays,
         lease_seconds=settings.webhook_lease_seconds,

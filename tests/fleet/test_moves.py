@@ -170,6 +170,14 @@ async def test_move_answers_404_before_409(
     assert r.status_code == 409 and "already" in r.json()["detail"], r.text
     await fleet.patch(C, state="paused")
     assert (await move(client, ready_tenant.org_id, C)).status_code == 409
+    await fleet.patch(C, state="active")
+    await fleet.set_healthy(C, False)  # as the worker's health check records it
+    try:
+        r = await move(client, ready_tenant.org_id, C)
+        assert r.status_code == 409 and "not healthy" in r.json()["detail"], r.text
+    finally:
+        await fleet.set_healthy(C, True)
+    await fleet.patch(C, state="paused")
     taken = await fleet.admin(B)
     try:
         await taken.execute(f'CREATE DATABASE "{name}"')
