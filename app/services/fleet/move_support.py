@@ -24,6 +24,7 @@ from app.services.operations.service import OperationsService
 from app.settings import Settings
 
 ACTIVE = "active"
+PAUSED = "paused"
 DRAINING = "draining"
 DRAINED = "drained"
 
@@ -133,6 +134,9 @@ async def finish_drain_if_done(session: AsyncSession, cluster: str) -> bool:
     if row is None or row.state != DRAINING:
         return False
     if await live_warehouses(session, cluster):
+        # A move failed (its operation says why): the cluster stops draining but still takes
+        # no new warehouses, and the operator may drain it again.
+        row.state = PAUSED
         return False
     row.state = DRAINED
     await emit_event(session, "cluster.drained", cluster=cluster)
