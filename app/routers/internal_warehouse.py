@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from sqlalchemy import select
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody, NotFound
 from app.models import ManagedWarehouse
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.fleet import WarehousePlacementOut
 from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
 from app.services.warehouse.lifecycle import NO_WAREHOUSE
