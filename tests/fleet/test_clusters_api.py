@@ -3,6 +3,7 @@ admin DSN checked for real and never shown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -14,9 +15,11 @@ from sqlalchemy import update
 
 from app.devtools.embedded import free_port
 from app.models import WarehouseCluster
+from app.services.fleet.backends import ClusterBackends
 from app.settings import Settings, to_plain_dsn, with_database
 from tests.fleet.conftest import FleetApp
-from tests.support.harness import INTERNAL_HEADERS
+from tests.support.harness import INTERNAL_HEADERS, create_tenant
+from tests.support.lifecycle import new_name, provision
 
 FIELDS = {
     "name",
@@ -228,3 +231,36 @@ async def test_internal_token_required(fleet_app: FleetApp) -> None:
     assert r.status_code == 404
     r = await fleet_app.client.get("/internal/warehouses/not-a-uuid", headers=INTERNAL_HEADERS)
     assert r.status_code == 404
+
+
+async def test_placement_bootstraps_default_when_no_cluster_is_registered(
+    fleet_app: FleetApp,
+) -> None:
+    for name in await fleet_app.clusters_by_name():
+        r = await fleet_app.client.delete(f"/internal/clusters/{name}", headers=INTERNAL_HEADERS)
+        assert r.status_code == 204, r.text
+    assert await fleet_app.clusters_by_name() == {}
+    tenant = await create_tenant(fleet_app.client)
+    r = await provision(fleet_app.client, tenant, new_name())
+    assert r.status_code == 202, r.text
+    assert (await fleet_app.placement(tenant.org_id))["cluster"] == "default"
+    default = (await fleet_app.clusters_by_name())["default"]
+    assert default["public_port"] == fleet_app.clusters[0].port and default["warehouses"] == 1
+
+
+async def test_admin_pools_are_per_cluster_and_closed_when_idle(fleet_app: FleetApp) -> None:
+    c1, c2 = fleet_app.clusters[1], fleet_app.clusters[2]
+    backends = ClusterBackends(fleet_app.settings, pool_max_size=1, idle_seconds=0.2)
+    try:
+        first = backends.for_dsn(c1.admin_dsn)
+        assert backends.for_dsn(c1.admin_dsn) is first
+        assert not await first.name_exists("no-such-name")
+        assert first._pool is not None
+        await asyncio.sleep(0.3)
+        second = backends.for_dsn(c2.admin_dsn)  # sweeps the idle one
+        assert second is not first and second.port == c2.port
+        await asyncio.sleep(0.05)
+        assert first._pool is None
+        assert backends.for_dsn(c1.admin_dsn) is not first  # reopened lazily
+    finally:
+        await backends.close()
