@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import os
 import re
 import time
 from typing import Any, Literal
@@ -28,6 +29,44 @@ from app.pipeline.request_id import RequestIdFilter
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 _KEY_SHAPE = re.compile(r"(phx|whsec)_[A-Za-z0-9+/=]+")
 _DSN_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@")
+
+
+_BLANK = {**vars(logging.makeLogRecord({})), "exc_info": None, "args": None}
+
+
+def quick_record(name: str, level: int, msg: str, fields: dict[str, Any]) -> logging.LogRecord:
+    """A LogRecord as `Logger.makeRecord` makes it (no caller frame, no thread), for the line
+    written on every request: a few dict updates instead of LogRecord.__init__'s work."""
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    now = time.time()
+    attrs = record.__dict__
+    attrs.update(_BLANK)
+    attrs.update(fields)
+    attrs["name"] = name
+    attrs["msg"] = msg
+    attrs["levelno"] = level
+    attrs["levelname"] = logging.getLevelName(level)
+    attrs["created"] = now
+    attrs["msecs"] = (now - int(now)) * 1000
+    attrs["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
+    attrs["process"] = current_pid()
+    return record
+
+
+_pid = os.getpid()
+
+
+def current_pid() -> int:
+    """os.getpid(), remembered: a system call per log line (or metric) costs on some VMs."""
+    return _pid
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def redact(line: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.logging import quick_record
 from app.pipeline import request_id
 from app.pipeline.body_limits import (
     PROBLEM_KEY,
@@ -36,7 +37,8 @@ from app.pipeline.body_limits import (
 from app.pipeline.errors import error_response
 from app.pipeline.metrics import HttpMetrics, RouteTemplates
 
-access_logger = logging.getLogger("app.access")
+_ACCESS = "app.access"
+access_logger = logging.getLogger(_ACCESS)
 _REQUEST_ID = b"x-request-id"
 _RATE_LIMIT = b"x-ratelimit-limit"
 
@@ -153,23 +155,18 @@ class RequestPipeline:
             state = scope.get("state") or {}
             principal = state.get("principal")
             context = state.get("context")
-            team_id = context.team.id if context is not None else None
-            key_id = str(principal.key_id) if principal is not None else None
-            access_logger.info(
-                "%s %s %s %.1fms",
-                method,
-                route,
-                status,
-                seconds * 1000,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "team_id": team_id,
-                    "key_id": key_id,
-                },
-            )
+            milliseconds = round(seconds * 1000, 2)
+            fields = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": milliseconds,
+                "team_id": context.team.id if context is not None else None,
+                "key_id": str(principal.key_id) if principal is not None else None,
+                "request_id": info.request_id,
+            }
+            message = f"{method} {route} {status} {milliseconds}ms"
+            access_logger.handle(quick_record(_ACCESS, logging.INFO, message, fields))
 
 
 class ObservedApp(FastAPI):
