@@ -26,7 +26,13 @@ from typing import Any, Literal
 from app.pipeline.request_id import RequestIdFilter
 
 # uvicorn adds `color_message` (the message again, with terminal colours) to its records.
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+_FIELDS = "_fields"
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+    _FIELDS,
+}
 _KEY_SHAPE = re.compile(r"(phx|whsec)_[A-Za-z0-9+/=]+")
 _DSN_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@")
 
@@ -42,6 +48,7 @@ def quick_record(name: str, level: int, msg: str, fields: dict[str, Any]) -> log
     attrs = record.__dict__
     attrs.update(_BLANK)
     attrs.update(fields)
+    attrs[_FIELDS] = fields
     attrs["name"] = name
     attrs["msg"] = msg
     attrs["levelno"] = level
@@ -78,7 +85,14 @@ def redact(line: str) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    attrs = vars(record)
+    known: dict[str, Any] | None = attrs.get(_FIELDS)
+    if known is not None:  # a quick_record: its fields are the extras
+        return known
+    names = attrs.keys() - _STANDARD  # in C; then the record's own order
+    if not names:
+        return {}
+    return {k: v for k, v in attrs.items() if k in names}
 
 
 class KeyValueFormatter(logging.Formatter):

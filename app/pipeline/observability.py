@@ -75,17 +75,19 @@ class RequestPipeline:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                if not any(k == _REQUEST_ID for k, _ in headers):
+                # A copy: the list may be a Response object's own headers.
+                headers = [*message.get("headers", ())]
+                # Only the server-error handler names the id itself.
+                if status < 500 or all(k != _REQUEST_ID for k, _ in headers):
                     headers.append(id_header)
                 rate = info.rate
-                if rate is not None and not any(k == _RATE_LIMIT for k, _ in headers):
+                if rate is not None and status != 429:  # a 429 carries its own (exc.headers)
                     headers += (
                         (_RATE_LIMIT, str(rate.limit).encode()),
                         (b"x-ratelimit-remaining", str(rate.remaining).encode()),
                         (b"x-ratelimit-reset", str(rate.reset).encode()),
                     )
-                message = {**message, "headers": headers}
+                message["headers"] = headers
             await send(message)
 
         try:
