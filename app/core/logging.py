@@ -40,11 +40,13 @@ _DSN_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+
 _BLANK = {**vars(logging.makeLogRecord({})), "exc_info": None, "args": None}
 
 
-def quick_record(name: str, level: int, msg: str, fields: dict[str, Any]) -> logging.LogRecord:
+def quick_record(
+    name: str, level: int, msg: str, fields: dict[str, Any], created: float
+) -> logging.LogRecord:
     """A LogRecord as `Logger.makeRecord` makes it (no caller frame, no thread), for the line
     written on every request: a few dict updates instead of LogRecord.__init__'s work."""
     record = logging.LogRecord.__new__(logging.LogRecord)
-    now = time.time()
+    now = created
     attrs = record.__dict__
     attrs.update(_BLANK)
     attrs.update(fields)
@@ -74,6 +76,31 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
+
+
+def emit_batch(logger: logging.Logger, records: list[logging.LogRecord]) -> None:
+    """`logger.handle` for many records at once, as `Logger.callHandlers` would, except that a
+    plain StreamHandler gets them as one write (one system call, not one per line)."""
+    if logger.disabled:
+        return
+    records = [r for r in records if logger.filter(r)]
+    current: logging.Logger | None = logger
+    while current is not None and records:
+        for handler in current.handlers:
+            batch = [r for r in records if r.levelno >= handler.level]
+            if type(handler) is not logging.StreamHandler:
+                for record in batch:
+                    handler.handle(record)
+                continue
+            try:
+                lines = [handler.format(r) for r in batch if handler.filter(r)]
+                if lines:
+                    with handler.lock:  # type: ignore[union-attr]
+                        handler.stream.write(handler.terminator.join(lines) + handler.terminator)
+                        handler.flush()
+            except Exception:
+                handler.handleError(batch[0])
+        current = current.parent if current.propagate else None
 
 
 def redact(line: str) -> str:
