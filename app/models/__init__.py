@@ -27,6 +27,7 @@ from app.models.pipelines import (
     PipelineJobRollup,
     SavedQuery,
 )
+from app.models.storage import BucketDeletion, Snapshot, SnapshotKind, SnapshotStatus
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.models.webhooks import (
     WebhookDelivery,
@@ -42,6 +43,7 @@ __all__ = [
     "BatchExport",
     "BatchExportRun",
     "BillingRecord",
+    "BucketDeletion",
     "Dashboard",
     "ExternalDataJob",
     "ExternalDataSchema",
@@ -58,6 +60,9 @@ __all__ = [
     "PipelineJobRollup",
     "Project",
     "SavedQuery",
+    "Snapshot",
+    "SnapshotKind",
+    "SnapshotStatus",
     "Team",
     "User",
     "WarehouseState",
