@@ -206,7 +206,7 @@ async def main() -> None:
             database_url=with_database(to_plain_dsn(args.server), dbname),
             redis_url=args.redis,
             queue_name=f"arq:warehouse:bench:{run}",
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         await asyncio.to_thread(migrate_database, settings.database_url)
         project_id, key = await create_tenant(settings, args.keys)

@@ -320,12 +320,12 @@ def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
             f"{key:<28}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
             f"{row['non_2xx']:>10.0f}{cells}"
         )
-    for level in levels:
-        ws = summary.get(f"warehouse_status@{level}")
+    for concurrency in levels:
+        ws = summary.get(f"warehouse_status@{concurrency}")
         for bare_name in BARES:
             if ws and ws[f"rps_vs_{bare_name}"] is not None:
                 print(
-                    f"warehouse_status@{level}: {ws[f'rps_vs_{bare_name}']:.0%} of {bare_name} "
+                    f"warehouse_status@{concurrency}: {ws[f'rps_vs_{bare_name}']:.0%} of {bare_name} "
                     f"req/s, p99 {ws[f'p99_vs_{bare_name}']:.2f}x {bare_name} p99"
                 )
     out = ROOT / "bench" / "results"

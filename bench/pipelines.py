@@ -37,10 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.keys import generate_key, hash_key, mask_key  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.settings import Settings  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from seed_pipelines import SERVER_DSN, with_database  # noqa: E402
+from app.settings import Settings, with_database  # noqa: E402
+from bench.seed_pipelines import SERVER_DSN  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEAM = 1
@@ -180,8 +178,8 @@ async def run(args: argparse.Namespace) -> None:
         queue_name=f"arq:warehouse:bench:{uuid.uuid4().hex[:8]}",
         rate_limit_per_minute=0,
         warehouse_allow_trust_auth=True,  # nothing is provisioned here; keeps the log quiet
-        internal_api_token=TOKEN,  # type: ignore[arg-type]
-        _env_file=None,  # type: ignore[call-arg]
+        internal_api_token=TOKEN,
+        _env_file=None,
     )
     app = create_app(settings)
     results: dict[str, Any] = {}

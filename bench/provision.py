@@ -109,15 +109,15 @@ async def main(runs: int, orgs: int) -> None:
             database_url=with_database(server, dbname),
             redis_url=redis_url,
             queue_name=f"arq:warehouse:bench:{run_id}",
-            secret_key="bench-secret-" + run_id,  # type: ignore[arg-type]
-            internal_api_token=TOKEN,  # type: ignore[arg-type]
+            secret_key="bench-secret-" + run_id,
+            internal_api_token=TOKEN,
             warehouse_admin_url=cluster.admin_dsn,
             warehouse_public_port=cluster.port,
             storage_root=str(tmp / "storage"),
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
             log_level="WARNING",
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         env = {
             **os.environ,
