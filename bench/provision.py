@@ -30,6 +30,7 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
@@ -99,6 +100,7 @@ async def main(runs: int, orgs: int) -> None:
     await admin.execute(f'CREATE DATABASE "{dbname}"')
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    s3 = EmbeddedS3().start()
     worker: asyncio.subprocess.Process | None = None
     try:
         cfg = Config(str(ROOT / "alembic.ini"))
@@ -113,7 +115,9 @@ async def main(runs: int, orgs: int) -> None:
             internal_api_token=TOKEN,
             warehouse_admin_url=cluster.admin_dsn,
             warehouse_public_port=cluster.port,
-            storage_root=str(tmp / "storage"),
+            s3_endpoint_url=s3.endpoint_url,
+            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
+            s3_secret_access_key=EMBEDDED_S3_SECRET,
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
             log_level="WARNING",
@@ -127,7 +131,9 @@ async def main(runs: int, orgs: int) -> None:
             "QUEUE_NAME": settings.queue_name,
             "SECRET_KEY": settings.secret_key.get_secret_value(),
             "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
-            "STORAGE_ROOT": settings.storage_root,
+            "S3_ENDPOINT_URL": s3.endpoint_url,
+            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
             "LOG_LEVEL": "WARNING",
         }
         worker = await asyncio.create_subprocess_exec(
@@ -170,6 +176,7 @@ async def main(runs: int, orgs: int) -> None:
             except TimeoutError:
                 worker.kill()
         cluster.stop("immediate")
+        s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()

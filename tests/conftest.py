@@ -89,13 +89,6 @@ def warehouse_cluster() -> Iterator[PasswordCheckingCluster]:
 
 
 @pytest.fixture(scope="session")
-def storage_root() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wh-storage-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
 def s3_server() -> Iterator[EmbeddedS3 | None]:
     """The session's S3 server: `TEST_S3_ENDPOINT_URL` when set, else moto's, started here."""
     if os.environ.get("TEST_S3_ENDPOINT_URL"):
@@ -125,7 +118,6 @@ def s3_settings(server: EmbeddedS3 | None) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def settings(
     warehouse_cluster: PasswordCheckingCluster,
-    storage_root: Path,
     s3_server: EmbeddedS3 | None,
 ) -> Iterator[Settings]:
     server = _server_dsn()
@@ -158,7 +150,6 @@ def settings(
         internal_api_token=INTERNAL_TOKEN,  # type: ignore[arg-type]
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
-        storage_root=str(storage_root),
         # Each run its own buckets, even against a shared S3 server.
         s3_bucket_prefix=f"wh-test-{RUN_ID}",
         **s3_settings(s3_server),

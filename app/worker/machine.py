@@ -1,10 +1,17 @@
 """The provisioning state machine: one small, idempotent step at a time.
 
-    pending -> provisioning -> ready     steps: cleanup? storage database role secret tables probe
+    pending -> provisioning -> ready     steps: cleanup? storage database role secret restore?
+                                                tables probe
                             -> failed    (a step still failing at the deadline)
     ready | failed | provisioning -> deleting -> deleted
-                                         steps: drop-database drop-role cleanup? remove-storage
-                                                destroy-secret
+                                         steps: final-snapshot? drop-database drop-role cleanup?
+                                                remove-storage destroy-secret
+    deleting -> ready                    (the final snapshot still failing at the deadline: the
+                                          warehouse is kept as it was, nothing is dropped)
+
+`storage` creates the organization's bucket and proves it; `remove-storage` deletes every object
+but `snapshots/` (and the bucket once no snapshot is left). `final-snapshot` runs when the
+deprovision of a `ready` warehouse asked for one; `restore` when the warehouse is a restore.
 
 One job advances one warehouse, holding a transaction-level advisory lock on the service
 database for the whole run, so only one worker moves a warehouse at a time; a worker that dies
@@ -27,13 +34,16 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.models.storage import Snapshot as SnapshotRow
+from app.models.storage import SnapshotStatus
+from app.pgcluster.dumps import DigestMismatch
 from app.services.audit import AuditService
+from app.services.storage.transfer import SnapshotUnavailable, StorageTransfer
 from app.settings import Settings
 from app.warehouse.backend import WarehouseBackend
 from app.warehouse.safety import ClusterAuthGuard, TrustAuthRefused
 from app.warehouse.scram import scram_verifier
 from app.warehouse.secret_box import SecretBox
-from app.warehouse.storage import Storage
 from app.warehouse.team_tables import TeamTables
 from app.worker.failpoints import failpoint
 
@@ -50,6 +60,7 @@ SUB_STATE_OF = {
     "role": "identity_state",
     "secret": "secrets_state",
     "remove-storage": "s3_state",
+    "restore": "metadata_store_state",
     "drop-database": "metadata_store_state",
     "drop-role": "identity_state",
     "destroy-secret": "secrets_state",
@@ -60,6 +71,8 @@ LABELS = {
     "database": "Creating the database",
     "role": "Creating the login role",
     "secret": "Storing the encrypted root password",
+    "restore": "Restoring the snapshot",
+    "final-snapshot": "Taking the final snapshot",
     "tables": "Creating the environments' tables",
     "probe": "Checking that the login works",
     "drop-database": "Dropping the database",
@@ -85,6 +98,8 @@ class Snapshot:
     password_ciphertext: bytes | None
     stale_names: tuple[str, ...]
     tables: tuple[tuple[int, str | None, str | None], ...] = field(default=())
+    final_snapshot_id: uuid.UUID | None = None
+    restore_snapshot_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,7 @@ class WarehouseMachine:
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
         backend: WarehouseBackend,
-        storage: Storage,
+        storage: StorageTransfer,
         secrets: SecretBox,
         guard: ClusterAuthGuard,
     ) -> None:
@@ -146,6 +161,10 @@ class WarehouseMachine:
                         seconds=self.settings.provision_deadline_seconds
                     )
                 tables = await self._tables_to_create(session, wh)
+                if wh.state == S.DELETING and wh.final_snapshot_id is not None:
+                    final = await session.get(SnapshotRow, wh.final_snapshot_id)
+                    if final is None or final.status == SnapshotStatus.READY:
+                        wh.final_snapshot_id = None
                 step = self._next_step(wh, tables)
                 if step is None:
                     if wh.state == S.DELETING:
@@ -165,6 +184,8 @@ class WarehouseMachine:
                     password_ciphertext=wh.password_ciphertext,
                     stale_names=tuple(wh.stale_names),
                     tables=tables,
+                    final_snapshot_id=wh.final_snapshot_id,
+                    restore_snapshot_id=wh.restore_snapshot_id,
                 )
             try:
                 if step in GUARDED_STEPS:
@@ -214,6 +235,7 @@ class WarehouseMachine:
     def _next_step(wh: ManagedWarehouse, tables: tuple[Any, ...]) -> str | None:
         if wh.state == S.DELETING:
             plan = [
+                ("final-snapshot", wh.final_snapshot_id is not None),
                 ("drop-database", wh.metadata_store_state != S.DELETED),
                 ("drop-role", wh.identity_state != S.DELETED),
                 ("cleanup", bool(wh.stale_names)),
@@ -227,6 +249,7 @@ class WarehouseMachine:
                 ("database", wh.metadata_store_state != S.READY),
                 ("role", wh.identity_state != S.READY),
                 ("secret", wh.secrets_state != S.READY),
+                ("restore", wh.restore_snapshot_id is not None),
                 ("tables", bool(tables)),
                 ("probe", True),
             ]
@@ -243,7 +266,7 @@ class WarehouseMachine:
                     await b.drop_role(name)
             return snap.stale_names
         if step == "storage":
-            return await self.storage.ensure(snap.organization_id)
+            return await self.storage.ensure_bucket(snap.organization_id)
         if step == "database":
             return await b.ensure_database(snap.database_name)
         if step == "role":
@@ -254,6 +277,23 @@ class WarehouseMachine:
         if step == "secret":
             self._password(snap)  # stored and readable with the configured key
             return None
+        if step == "restore":
+            assert snap.restore_snapshot_id is not None
+            source = await self.storage.restore_source(snap.restore_snapshot_id)
+            return await self.storage.restore(
+                admin_dsn=self._admin_dsn(snap),
+                source=source,
+                database=snap.database_name,
+                role=snap.login_role,
+            )
+        if step == "final-snapshot":
+            assert snap.final_snapshot_id is not None
+            return await self.storage.take(
+                admin_dsn=self._admin_dsn(snap),
+                organization_id=snap.organization_id,
+                snapshot_id=snap.final_snapshot_id,
+                database=snap.database_name,
+            )
         if step == "tables":
             for _id, suffix, schema in snap.tables:
                 layout = TeamTables.for_layout(table_suffix=suffix, schema_name=schema)
@@ -268,10 +308,13 @@ class WarehouseMachine:
         if step == "drop-role":
             return await b.drop_role(snap.login_role)
         if step == "remove-storage":
-            return await self.storage.remove(snap.organization_id)
+            return await self.storage.teardown_storage(snap.organization_id)
         if step == "destroy-secret":
             return None
         raise ValueError(f"unknown step {step}")
+
+    def _admin_dsn(self, snap: Snapshot) -> str:
+        return str(self.backend.admin_dsn)  # type: ignore[attr-defined]
 
     def _password(self, snap: Snapshot) -> str:
         if snap.password_ciphertext is None:
@@ -291,6 +334,13 @@ class WarehouseMachine:
             wh.stale_names = [n for n in wh.stale_names if n not in snap.stale_names]
         elif step == "storage":
             wh.storage_location = str(result)
+        elif step == "restore":
+            wh.restore_snapshot_id = None
+        elif step == "final-snapshot":
+            final = await session.get(SnapshotRow, snap.final_snapshot_id, with_for_update=True)
+            if final is not None:
+                StorageTransfer.record_ready(final, result)
+            wh.final_snapshot_id = None
         elif step == "tables":
             await session.execute(
                 update(WarehouseTeamMembership)
@@ -334,7 +384,11 @@ class WarehouseMachine:
             wh.attempt += 1
             verb = "Provisioning" if wh.state == S.PROVISIONING else "Deprovisioning"
             deadline = wh.deadline_at or now()
-            if isinstance(exc, TrustAuthRefused) or now() >= deadline:
+            final = isinstance(exc, TrustAuthRefused | DigestMismatch | SnapshotUnavailable)
+            if step == "final-snapshot" and now() >= deadline:
+                await self._keep_after_final_snapshot_failed(session, wh, error)
+                return Outcome(S.READY)
+            if final or now() >= deadline:
                 sub = SUB_STATE_OF.get(step)
                 if sub is not None:
                     setattr(wh, sub, S.FAILED)
@@ -343,6 +397,13 @@ class WarehouseMachine:
                 message = f"{verb} failed at step '{step}': {error}"
                 if isinstance(exc, TrustAuthRefused):
                     message = f"{verb} refused: {exc}"
+                elif isinstance(exc, DigestMismatch):
+                    message = (
+                        "Restore failed: the snapshot object failed its sha256 check (it does "
+                        "not match the digest recorded when the snapshot was taken)"
+                    )
+                elif isinstance(exc, SnapshotUnavailable):
+                    message = "Restore failed: the snapshot is no longer available"
                 self._transition(session, wh, S.FAILED, message)
                 return Outcome(S.FAILED)
             wh.status_message = (
@@ -350,6 +411,27 @@ class WarehouseMachine:
             )
             remaining = (deadline - now()).total_seconds()
             return Outcome("retry", retry_in=max(0.01, min(self.backoff(wh.attempt), remaining)))
+
+    async def _keep_after_final_snapshot_failed(
+        self, session: AsyncSession, wh: ManagedWarehouse, error: str
+    ) -> None:
+        """No final snapshot, no teardown: the warehouse goes back to `ready`, untouched."""
+        if wh.final_snapshot_id is not None:
+            final = await session.get(SnapshotRow, wh.final_snapshot_id, with_for_update=True)
+            if final is not None:
+                StorageTransfer.record_failed(
+                    final, f"The final snapshot could not be taken ({error})"
+                )
+        wh.final_snapshot_id = None
+        wh.deadline_at = None
+        wh.attempt = 0
+        self._transition(
+            session,
+            wh,
+            S.READY,
+            f"Deprovisioning failed: the final snapshot could not be taken ({error}); "
+            "the warehouse was kept as it was",
+        )
 
     @staticmethod
     def _transition(

@@ -21,9 +21,11 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.db import build_engine, build_sessionmaker
+from app.s3 import S3Storage
+from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_storage, build_warehouse_backend
+from app.warehouse import build_secret_box, build_warehouse_backend
 from app.warehouse.safety import ClusterAuthGuard
 from app.worker.machine import WarehouseMachine
 from app.worker.reconcile import Reconciler
@@ -31,7 +33,8 @@ from app.worker.resilient import ResilientWorker
 
 logger = logging.getLogger(__name__)
 
-JOB_TIMEOUT_SECONDS = 120
+# A step may stream a whole snapshot in or out: generous, since only a hung job reaches it.
+JOB_TIMEOUT_SECONDS = 3600
 # arq marks a job "in progress" for the longest job timeout + 10 s.
 IN_PROGRESS_TIMEOUT_SECONDS = JOB_TIMEOUT_SECONDS + 10
 MAX_JOBS = 20
@@ -76,14 +79,16 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
     guard = ClusterAuthGuard(backend, settings)
     await guard.problem_at_startup()
+    storage = S3Storage.from_settings(settings)
     ctx["engine"] = engine
     ctx["backend"] = backend
+    ctx["storage"] = storage
     ctx["machine"] = WarehouseMachine(
         engine=engine,
         sessionmaker=sessionmaker,
         settings=settings,
         backend=backend,
-        storage=build_storage(settings),
+        storage=StorageTransfer(storage, sessionmaker),
         secrets=build_secret_box(settings),
         guard=guard,
     )
@@ -108,6 +113,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
             await task
     if "backend" in ctx:
         await ctx.pop("backend").close()
+    if "storage" in ctx:
+        await ctx.pop("storage").close()
     if "engine" in ctx:
         await ctx.pop("engine").dispose()
 
