@@ -20,6 +20,7 @@ from app.queue import JobQueue
 from app.ratelimit import RateLimiter
 from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
 from app.routers.data_warehouse import all_actions, build_data_warehouse_router
+from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
 from app.warehouse import build_secret_box, build_warehouse_backend
 from app.warehouse.safety import ClusterAuthGuard
@@ -62,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prefix=settings.queue_name,
         sync_interval=settings.rate_limit_sync_ms / 1000,
     )
+    await bootstrap_default_cluster(app.state.sessionmaker, settings)
     backend = build_warehouse_backend(settings, pool_max_size=5)
     app.state.warehouse_backend = backend
     app.state.secret_box = build_secret_box(settings)

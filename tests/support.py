@@ -56,7 +56,7 @@ def public_routes(app: FastAPI | None = None) -> list[PublicRoute]:
     for route in _flat_routes(app):
         if not isinstance(route.original, APIRoute) or not route.path.startswith("/api/"):
             continue
-        name = route.path.rstrip("/").rsplit("/", 1)[-1]
+        name = route.path.split("/data_warehouse/", 1)[1].rstrip("/")
         for method in sorted(route.methods):
             found.append(PublicRoute(actions[name], method, route.path))
     return found

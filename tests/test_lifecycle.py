@@ -195,10 +195,16 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
 
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
     assert r.status_code == 202, r.text
-    assert r.json() == {"status": "deprovisioning started", "org": tenant.org_id}
+    operation_id = r.json()["operation_id"]
+    assert r.json() == {
+        "status": "deprovisioning started",
+        "org": tenant.org_id,
+        "operation_id": operation_id,
+    }
     assert (await status(client, tenant))["state"] == "deleting"
     r = await client.post(tenant.project_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202  # repeating converges
+    assert r.status_code == 202  # repeating converges, on the same operation
+    assert r.json()["operation_id"] == operation_id
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
     assert r.status_code == 409  # deleting
 

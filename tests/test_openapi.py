@@ -45,7 +45,8 @@ async def test_operation_ids_for_every_action_under_both_prefixes(client: httpx.
     }
     assert len(ops) == sum(len(item) for item in doc["paths"].values())  # ids are unique
     for action in all_actions():
-        stem = f"data_warehouse_{action.name.replace('-', '_')}_{VERBS[action.method]}"
+        name = (action.operation_name or action.name).replace("-", "_")
+        stem = f"data_warehouse_{name}_{action.verb or VERBS[action.method]}"
         assert ops[f"environments_{stem}"] == (
             f"/api/environments/{{environment_id}}/data_warehouse/{action.name}/",
             action.method,
@@ -57,6 +58,8 @@ async def test_operation_ids_for_every_action_under_both_prefixes(client: httpx.
     # Only the trailing-slash form is documented; the other is served but hidden.
     assert not any(op_id.endswith("_no_slash") for op_id in ops)
     assert ops["data_warehouse_check_database_name_retrieve"][1] == "GET"
+    assert ops["environments_data_warehouse_operations_list"][1] == "GET"
+    assert ops["data_warehouse_operations_retrieve"][0].endswith("/operations/{operation_id}/")
 
 
 async def test_no_422_anywhere(client: httpx.AsyncClient):

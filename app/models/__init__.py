@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditLog
 from app.models.base import Base
+from app.models.fleet import ClusterState, WarehouseCluster
 from app.models.idempotency import IdempotencyKey
 from app.models.identity import (
     MembershipLevel,
@@ -12,6 +13,7 @@ from app.models.identity import (
     Team,
     User,
 )
+from app.models.operations import Operation, OperationAction, OperationStatus
 from app.models.pipelines import (
     BackfillPartition,
     BatchExport,
@@ -44,6 +46,7 @@ __all__ = [
     "BatchExportRun",
     "BillingRecord",
     "BucketDeletion",
+    "ClusterState",
     "Dashboard",
     "ExternalDataJob",
     "ExternalDataSchema",
@@ -52,6 +55,9 @@ __all__ = [
     "ManagedWarehouse",
     "MembershipLevel",
     "ModelingJob",
+    "Operation",
+    "OperationAction",
+    "OperationStatus",
     "Organization",
     "OrganizationMembership",
     "PersonalAPIKey",
@@ -65,6 +71,7 @@ __all__ = [
     "SnapshotStatus",
     "Team",
     "User",
+    "WarehouseCluster",
     "WarehouseState",
     "WarehouseTeamMembership",
     "WebhookDelivery",

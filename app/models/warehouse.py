@@ -58,7 +58,13 @@ class ManagedWarehouse(CreatedAtMixin, Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     password_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     storage_location: Mapped[str | None] = mapped_column(Text)
-    cluster: Mapped[str] = mapped_column(String(63), nullable=False, server_default="default")
+    # The cluster it is placed on (API.md §8); NULL once that cluster's record is removed,
+    # which only happens when the warehouse is `deleted`.
+    cluster: Mapped[str | None] = mapped_column(
+        ForeignKey("warehouse_clusters.name", onupdate="CASCADE", ondelete="SET NULL"),
+        index=True,
+        server_default="default",
+    )
     generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

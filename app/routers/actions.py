@@ -49,6 +49,10 @@ class Action:
     # Served by app.hot_reads when the request is the ordinary kind: only for a read-only GET
     # whose endpoint takes just `ctx` and `request` and has no side effects.
     hot: bool = False
+    # OpenAPI naming when the path is not the name (`operations/{operation_id}` is
+    # `..._operations_retrieve`) or the verb is not the method's (`..._operations_list`).
+    operation_name: str | None = None
+    verb: str | None = None
 
     def authorize(self, ctx: RequestContext) -> None:
         """The key's team/organization restrictions, its scopes, then organization admin

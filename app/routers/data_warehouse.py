@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from app import idempotency
 from app.auth import Prefetch, RequestContext, TeamResolver
 from app.errors import APIError, ParseError, error_response
-from app.routers import membership_actions, pipeline_actions, warehouse_actions
+from app.routers import membership_actions, operations, pipeline_actions, warehouse_actions
 from app.routers.actions import Action
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
@@ -32,7 +32,12 @@ _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
 def all_actions() -> list[Action]:
-    return [*warehouse_actions.ACTIONS, *membership_actions.ACTIONS, *pipeline_actions.ACTIONS]
+    return [
+        *warehouse_actions.ACTIONS,
+        *membership_actions.ACTIONS,
+        *pipeline_actions.ACTIONS,
+        *operations.ACTIONS,
+    ]
 
 
 def _access_guard(
@@ -116,10 +121,9 @@ def build_data_warehouse_router(
 ) -> APIRouter:
     router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
     for action in actions:
-        operation_id = (
-            f"{operation_prefix}data_warehouse_{action.name.replace('-', '_')}"
-            f"_{_VERBS[action.method]}"
-        )
+        name = (action.operation_name or action.name).replace("-", "_")
+        verb = action.verb or _VERBS[action.method]
+        operation_id = f"{operation_prefix}data_warehouse_{name}_{verb}"
         guard = Depends(_access_guard(resolver(action.prefetch), action))
         for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
             router.add_api_route(

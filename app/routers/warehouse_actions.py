@@ -11,6 +11,7 @@ from app.db import DbSession
 from app.models import WarehouseState
 from app.routers.actions import Action
 from app.schemas.warehouse import (
+    DeprovisionOut,
     NameAvailability,
     OrgStatusOut,
     PasswordOut,
@@ -70,6 +71,7 @@ async def provision(
         org=ctx.organization_id,
         username=creds.username,
         password=creds.password,
+        operation_id=creds.operation_id,
     )
 
 
@@ -105,10 +107,11 @@ async def reset_password(ctx: Context, session: DbSession, request: Request) -> 
     return PasswordOut(username=creds.username, password=creds.password)
 
 
-async def deprovision(ctx: Context, session: DbSession, request: Request) -> OrgStatusOut:
-    warehouse = await _service(request, session).deprovision(ctx)
-    status = "deleted" if warehouse.state == WarehouseState.DELETED else "deprovisioning started"
-    return OrgStatusOut(status=status, org=ctx.organization_id)
+async def deprovision(ctx: Context, session: DbSession, request: Request) -> DeprovisionOut:
+    result = await _service(request, session).deprovision(ctx)
+    deleted = result.warehouse.state == WarehouseState.DELETED
+    status = "deleted" if deleted else "deprovisioning started"
+    return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)
 
 
 async def delete_org(ctx: Context, session: DbSession, request: Request) -> OrgStatusOut:
@@ -166,7 +169,7 @@ ACTIONS: list[Action] = [
         method="POST",
         endpoint=deprovision,
         scopes=WRITE,
-        response_model=OrgStatusOut,
+        response_model=DeprovisionOut,
         summary="Tear down the managed warehouse: database, login role, storage and secret",
         admin_verb="deprovision",
         status_code=202,

@@ -35,6 +35,7 @@ class ProvisionOut(BaseModel):
     org: uuid.UUID
     username: str = Field(description="The warehouse's login role.")
     password: str = Field(description="The root password. Shown only here and by reset-password.")
+    operation_id: uuid.UUID = Field(description="The `provision` operation (see `operations`).")
 
 
 class PasswordOut(BaseModel):
@@ -45,6 +46,12 @@ class PasswordOut(BaseModel):
 class OrgStatusOut(BaseModel):
     status: str
     org: uuid.UUID
+
+
+class DeprovisionOut(OrgStatusOut):
+    operation_id: uuid.UUID | None = Field(
+        description="The `deprovision` operation: the running one, or the one that deleted it."
+    )
 
 
 class WarehouseConnection(BaseModel):

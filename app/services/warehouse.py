@@ -17,9 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import RequestContext
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import ManagedWarehouse, Organization, WarehouseState, WarehouseTeamMembership
+from app.models import (
+    ManagedWarehouse,
+    OperationAction,
+    OperationStatus,
+    Organization,
+    WarehouseState,
+    WarehouseTeamMembership,
+)
 from app.queue import JobQueue
 from app.services.audit import AuditService
+from app.services.operations.service import OperationsService
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, advance_job_id
 from app.services.warehouse_names import database_name_availability
 from app.settings import Settings
@@ -29,6 +37,8 @@ from app.warehouse.secret_box import SecretBox, generate_password
 
 NO_WAREHOUSE = "No managed warehouse exists for this organization"
 S = WarehouseState
+A = OperationAction
+STOPPED_BY_DEPROVISION = "Provisioning was stopped by a deprovision request"
 SUB_STATES = ("s3_state", "metadata_store_state", "identity_state", "secrets_state")
 
 
@@ -37,6 +47,13 @@ class Credentials:
     warehouse: ManagedWarehouse
     username: str
     password: str
+    operation_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Deprovisioning:
+    warehouse: ManagedWarehouse
+    operation_id: uuid.UUID | None
 
 
 class WarehouseService:
@@ -55,6 +72,7 @@ class WarehouseService:
         self.secrets = secrets
         self.queue = queue
         self.audit = AuditService(session)
+        self.operations = OperationsService(session)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -86,8 +104,9 @@ class WarehouseService:
             .with_for_update()
         )
         if existing is not None and existing.state not in (S.FAILED, S.DELETED):
-            raise Conflict(
-                f"This organization already has a managed warehouse (state: {existing.state})"
+            raise await self.operations.conflict(
+                org_id,
+                f"This organization already has a managed warehouse (state: {existing.state})",
             )
         reusing_stale = existing is not None and database_name in existing.stale_names
         if not reusing_stale:
@@ -133,8 +152,11 @@ class WarehouseService:
             raise Conflict(f"The name '{database_name}' is not available") from exc
         await self._record_membership(ctx, table_name)
         self._audit(ctx, warehouse, "provision", from_state, S.PENDING)
+        operation = await self.operations.start(
+            organization_id=org_id, warehouse_id=warehouse.id, action=A.PROVISION
+        )
         self._enqueue(warehouse)
-        return Credentials(warehouse, warehouse.login_role, password)
+        return Credentials(warehouse, warehouse.login_role, password, operation.id)
 
     async def _check_table_name(self, ctx: RequestContext, table_name: str) -> None:
         mine = await self.session.scalar(
@@ -201,10 +223,14 @@ class WarehouseService:
     async def reset_password(self, ctx: RequestContext) -> Credentials:
         warehouse = await self._warehouse(ctx.organization_id, lock=True)
         if warehouse.state != S.READY:
-            raise Conflict(
+            raise await self.operations.conflict(
+                ctx.organization_id,
                 "The root password can only be reset while the managed warehouse is ready "
-                f"(state: {warehouse.state})"
+                f"(state: {warehouse.state})",
             )
+        await self.operations.refuse_if_running(
+            ctx.organization_id, "The root password cannot be reset while an operation runs"
+        )
         password = generate_password()
         # The cluster first: the old password stops working before anyone sees the new one.
         await self.backend.set_password(warehouse.login_role, scram_verifier(password))
@@ -215,19 +241,40 @@ class WarehouseService:
 
     # -- teardown ---------------------------------------------------------------------------
 
-    async def deprovision(self, ctx: RequestContext) -> ManagedWarehouse:
+    async def deprovision(self, ctx: RequestContext) -> Deprovisioning:
         warehouse = await self._warehouse(ctx.organization_id, lock=True)
         if warehouse.state == S.DELETED:
-            return warehouse
+            # Converged: the id of the deprovision that deleted it.
+            done = await self.operations.latest(
+                warehouse.id, A.DEPROVISION, OperationStatus.SUCCEEDED
+            )
+            return Deprovisioning(warehouse, done.id if done is not None else None)
         if warehouse.state == S.DELETING:
+            running = await self.operations.running(ctx.organization_id, (A.DEPROVISION,))
+            if running is None:  # a teardown that predates operations
+                running = await self.operations.start(
+                    organization_id=ctx.organization_id,
+                    warehouse_id=warehouse.id,
+                    action=A.DEPROVISION,
+                )
             self._enqueue(warehouse)  # converge: resend in case the job was lost
-            return warehouse
+            return Deprovisioning(warehouse, running.id)
+        await self.operations.refuse_if_running(
+            ctx.organization_id,
+            "The managed warehouse cannot be deprovisioned while this operation runs",
+            (A.MOVE, A.SNAPSHOT),
+        )
         if warehouse.state not in (S.READY, S.FAILED, S.PROVISIONING):
-            raise Conflict(
+            raise await self.operations.conflict(
+                ctx.organization_id,
                 "The managed warehouse can be deprovisioned once provisioning has started "
-                f"(state: {warehouse.state})"
+                f"(state: {warehouse.state})",
             )
         from_state = warehouse.state
+        # A provisioning still under way gives up its goal in this transaction.
+        await self.operations.finish_running(
+            warehouse.id, (A.PROVISION, A.RESTORE), error=STOPPED_BY_DEPROVISION
+        )
         warehouse.state = S.DELETING
         warehouse.generation += 1
         warehouse.attempt = 0
@@ -235,8 +282,11 @@ class WarehouseService:
         warehouse.status_message = "Deprovisioning requested"
         self._audit(ctx, warehouse, "deprovision", from_state, S.DELETING)
         await self.session.flush()
+        operation = await self.operations.start(
+            organization_id=ctx.organization_id, warehouse_id=warehouse.id, action=A.DEPROVISION
+        )
         self._enqueue(warehouse)
-        return warehouse
+        return Deprovisioning(warehouse, operation.id)
 
     async def delete_record(self, ctx: RequestContext) -> uuid.UUID:
         warehouse = await self._warehouse(ctx.organization_id, lock=True)

@@ -33,11 +33,17 @@ from typing import Any
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
+from app.models import (
+    ManagedWarehouse,
+    OperationAction,
+    WarehouseState,
+    WarehouseTeamMembership,
+)
 from app.models.storage import Snapshot as SnapshotRow
 from app.models.storage import SnapshotStatus
 from app.pgcluster.dumps import DigestMismatch
 from app.services.audit import AuditService
+from app.services.operations.service import OperationsService
 from app.services.storage.transfer import SnapshotUnavailable, StorageTransfer
 from app.settings import Settings
 from app.warehouse.backend import WarehouseBackend
@@ -49,6 +55,9 @@ from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
 S = WarehouseState
+# Operations whose goal is the warehouse `ready` / `deleted`.
+GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTORE)
+GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
@@ -155,7 +164,7 @@ class WarehouseMachine:
                 if wh.state not in (S.PENDING, S.PROVISIONING, S.DELETING):
                     return Outcome(wh.state)
                 if wh.state == S.PENDING:
-                    self._transition(session, wh, S.PROVISIONING, "Provisioning started")
+                    await self._transition(session, wh, S.PROVISIONING, "Provisioning started")
                 if wh.deadline_at is None:
                     wh.deadline_at = now() + timedelta(
                         seconds=self.settings.provision_deadline_seconds
@@ -355,7 +364,7 @@ class WarehouseMachine:
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
             wh.deadline_at = None
-            self._transition(session, wh, S.READY, "Ready")
+            await self._transition(session, wh, S.READY, "Ready")
 
     async def _finish_teardown(self, session: AsyncSession, wh: ManagedWarehouse) -> None:
         await session.execute(
@@ -367,7 +376,7 @@ class WarehouseMachine:
         wh.storage_location = None
         wh.deadline_at = None
         wh.ready_at = None
-        self._transition(session, wh, S.DELETED, "Deleted")
+        await self._transition(session, wh, S.DELETED, "Deleted")
 
     async def _record_failure(
         self, warehouse_id: uuid.UUID, generation: int, step: str, exc: Exception
@@ -404,7 +413,7 @@ class WarehouseMachine:
                     )
                 elif isinstance(exc, SnapshotUnavailable):
                     message = "Restore failed: the snapshot is no longer available"
-                self._transition(session, wh, S.FAILED, message)
+                await self._transition(session, wh, S.FAILED, message)
                 return Outcome(S.FAILED)
             wh.status_message = (
                 f"{verb}: step '{step}' failed ({error}); retrying (attempt {wh.attempt})"
@@ -425,18 +434,26 @@ class WarehouseMachine:
         wh.final_snapshot_id = None
         wh.deadline_at = None
         wh.attempt = 0
-        self._transition(
-            session,
-            wh,
-            S.READY,
+        message = (
             f"Deprovisioning failed: the final snapshot could not be taken ({error}); "
-            "the warehouse was kept as it was",
+            "the warehouse was kept as it was"
         )
+        await OperationsService(session).finish_running(wh.id, GOAL_DELETED, error=message)
+        await self._transition(session, wh, S.READY, message)
 
     @staticmethod
-    def _transition(
+    async def _transition(
         session: AsyncSession, wh: ManagedWarehouse, to_state: str, message: str
     ) -> None:
+        """Change the state, audit it, and settle the operation whose goal this reaches or
+        abandons, all in the caller's transaction (API.md §7)."""
+        operations = OperationsService(session)
+        if to_state == S.READY:
+            await operations.finish_running(wh.id, GOAL_READY)
+        elif to_state == S.DELETED:
+            await operations.finish_running(wh.id, GOAL_DELETED)
+        elif to_state == S.FAILED:
+            await operations.finish_running(wh.id, GOAL_READY + GOAL_DELETED, error=message)
         AuditService(session).record(
             organization_id=wh.organization_id,
             warehouse_id=wh.id,

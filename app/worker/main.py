@@ -22,6 +22,7 @@ from arq.worker import Function, Worker, func
 
 from app.db import build_engine, build_sessionmaker
 from app.s3 import S3Storage
+from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.settings import Settings
@@ -76,6 +77,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
     sessionmaker = build_sessionmaker(engine)
+    await bootstrap_default_cluster(sessionmaker, settings)
     backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
     guard = ClusterAuthGuard(backend, settings)
     await guard.problem_at_startup()
