@@ -155,6 +155,7 @@ def settings(
         **s3_settings(s3_server),
         rate_limit_per_minute=0,
         provision_deadline_seconds=30,
+        snapshot_deadline_seconds=30,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,
         _env_file=None,  # type: ignore[call-arg]

@@ -241,10 +241,11 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
     assert r.json() == {"name": name, "available": True}
 
     rows = await audit_rows(app, tenant.org_id)
-    tail = [(a.action, a.from_state, a.to_state) for a in rows][-4:]
+    tail = [(a.action, a.from_state, a.to_state) for a in rows][-5:]
     assert tail == [
         ("state_change", "provisioning", "ready"),
         ("deprovision", "ready", "deleting"),
+        ("snapshot_ready", None, None),  # the final snapshot, before anything is dropped
         ("state_change", "deleting", "deleted"),
         ("delete_record", "deleted", None),
     ]

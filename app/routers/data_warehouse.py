@@ -24,7 +24,13 @@ from fastapi.routing import APIRoute
 from app import idempotency
 from app.auth import Prefetch, RequestContext, TeamResolver
 from app.errors import APIError, ParseError, error_response
-from app.routers import membership_actions, operations, pipeline_actions, warehouse_actions
+from app.routers import (
+    membership_actions,
+    operations,
+    pipeline_actions,
+    storage,
+    warehouse_actions,
+)
 from app.routers.actions import Action
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
@@ -37,6 +43,7 @@ def all_actions() -> list[Action]:
         *membership_actions.ACTIONS,
         *pipeline_actions.ACTIONS,
         *operations.ACTIONS,
+        *storage.ACTIONS,
     ]
 
 

@@ -8,8 +8,10 @@ from fastapi import Body, Query, Request
 
 from app.auth import Context
 from app.db import DbSession
+from app.errors import ValidationFailed
 from app.models import WarehouseState
 from app.routers.actions import Action
+from app.schemas.storage import DeprovisionIn
 from app.schemas.warehouse import (
     DeprovisionOut,
     NameAvailability,
@@ -107,8 +109,19 @@ async def reset_password(ctx: Context, session: DbSession, request: Request) -> 
     return PasswordOut(username=creds.username, password=creds.password)
 
 
-async def deprovision(ctx: Context, session: DbSession, request: Request) -> DeprovisionOut:
-    result = await _service(request, session).deprovision(ctx)
+async def deprovision(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[DeprovisionIn | None, Body()] = None,
+) -> DeprovisionOut:
+    if body is None and (await request.body()).strip():
+        raise ValidationFailed("The request body must be a JSON object")  # e.g. `null`
+    if body is not None and body.unknown_fields():
+        field = body.unknown_fields()[0][:100]
+        raise ValidationFailed(f"Unknown field '{field}'", attr=field)
+    skip = body is not None and body.skip_final_snapshot
+    result = await _service(request, session).deprovision(ctx, skip_final_snapshot=skip)
     deleted = result.warehouse.state == WarehouseState.DELETED
     status = "deleted" if deleted else "deprovisioning started"
     return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)
@@ -170,7 +183,10 @@ ACTIONS: list[Action] = [
         endpoint=deprovision,
         scopes=WRITE,
         response_model=DeprovisionOut,
-        summary="Tear down the managed warehouse: database, login role, storage and secret",
+        summary=(
+            "Tear down the managed warehouse (a ready one after its final snapshot): database, "
+            "login role, storage and secret"
+        ),
         admin_verb="deprovision",
         status_code=202,
         errors=(409,),

@@ -44,6 +44,7 @@ from app.models.storage import SnapshotStatus
 from app.pgcluster.dumps import DigestMismatch
 from app.services.audit import AuditService
 from app.services.operations.service import OperationsService
+from app.services.storage.runner import record_settled
 from app.services.storage.transfer import SnapshotUnavailable, StorageTransfer
 from app.settings import Settings
 from app.warehouse.backend import WarehouseBackend
@@ -349,6 +350,7 @@ class WarehouseMachine:
             final = await session.get(SnapshotRow, snap.final_snapshot_id, with_for_update=True)
             if final is not None:
                 StorageTransfer.record_ready(final, result)
+                await record_settled(session, final)
             wh.final_snapshot_id = None
         elif step == "tables":
             await session.execute(
@@ -431,6 +433,7 @@ class WarehouseMachine:
                 StorageTransfer.record_failed(
                     final, f"The final snapshot could not be taken ({error})"
                 )
+                await record_settled(session, final)
         wh.final_snapshot_id = None
         wh.deadline_at = None
         wh.attempt = 0

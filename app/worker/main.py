@@ -23,6 +23,9 @@ from arq.worker import Function, Worker, func
 from app.db import build_engine, build_sessionmaker
 from app.s3 import S3Storage
 from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.records import TAKE_SNAPSHOT
+from app.services.storage.runner import AdminDsnLookup, SnapshotRunner
 from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.settings import Settings
@@ -41,6 +44,7 @@ IN_PROGRESS_TIMEOUT_SECONDS = JOB_TIMEOUT_SECONDS + 10
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
+CHECK_STORAGE = "check_storage"
 
 
 async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
@@ -57,6 +61,33 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     if outcome.retry_in is not None:
         raise Retry(defer=outcome.retry_in)
     return outcome.result
+
+
+async def take_snapshot(ctx: dict[str, Any], snapshot_id: str) -> str:
+    runner: SnapshotRunner = ctx["snapshots"]
+    try:
+        outcome = await runner.run(uuid.UUID(snapshot_id))
+    except Exception as exc:
+        logger.warning(
+            "snapshot job interrupted",
+            extra={"snapshot_id": snapshot_id, "error_class": type(exc).__name__},
+        )
+        raise Retry(defer=runner.backoff(ctx.get("job_try", 1))) from exc
+    if outcome.retry_in is not None:
+        raise Retry(defer=outcome.retry_in)
+    return outcome.result
+
+
+async def check_storage(ctx: dict[str, Any]) -> int:
+    maintenance: StorageMaintenance = ctx["storage_check"]
+    report = await maintenance.run_once()
+    return report.expired + report.buckets_repaired + report.snapshots_lost
+
+
+async def _periodic_storage_check(maintenance: StorageMaintenance, interval: float) -> None:
+    while True:
+        await maintenance.run_once()  # logs and swallows its own failures
+        await asyncio.sleep(interval)
 
 
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
@@ -82,6 +113,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     guard = ClusterAuthGuard(backend, settings)
     await guard.problem_at_startup()
     storage = S3Storage.from_settings(settings)
+    transfer = StorageTransfer(storage, sessionmaker)
     ctx["engine"] = engine
     ctx["backend"] = backend
     ctx["storage"] = storage
@@ -90,10 +122,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         sessionmaker=sessionmaker,
         settings=settings,
         backend=backend,
-        storage=StorageTransfer(storage, sessionmaker),
+        storage=transfer,
         secrets=build_secret_box(settings),
         guard=guard,
     )
+    ctx["snapshots"] = SnapshotRunner(
+        engine=engine,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        transfer=transfer,
+        admin_dsn_for=AdminDsnLookup(backend.admin_dsn),
+    )
+    ctx["storage_check"] = maintenance = StorageMaintenance(sessionmaker, storage)
     reconciler = Reconciler(
         sessionmaker,
         ctx["redis"],
@@ -105,14 +145,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["reconcile_task"] = asyncio.create_task(
             _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
         )
+        ctx["storage_check_task"] = asyncio.create_task(
+            _periodic_storage_check(maintenance, settings.storage_check_seconds)
+        )
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
-    task: asyncio.Task[None] | None = ctx.pop("reconcile_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("reconcile_task", "storage_check_task"):
+        task: asyncio.Task[None] | None = ctx.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if "backend" in ctx:
         await ctx.pop("backend").close()
     if "storage" in ctx:
@@ -135,7 +179,14 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             keep_result=0,
             max_tries=UNLIMITED_TRIES,
             timeout=JOB_TIMEOUT_SECONDS,
-        )
+        ),
+        func(
+            take_snapshot,
+            name=TAKE_SNAPSHOT,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=JOB_TIMEOUT_SECONDS,
+        ),
     ]
     cron_jobs = []
     if not burst:
@@ -147,6 +198,16 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 timeout=JOB_TIMEOUT_SECONDS,
                 keep_result=0,
                 **_cron_schedule(settings.reconcile_interval_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                check_storage,
+                name=CHECK_STORAGE,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.storage_check_seconds),
             )
         )
     return ResilientWorker(
