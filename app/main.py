@@ -12,18 +12,27 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
-from app.auth import environment_resolver, project_resolver
-from app.db import ReadPool, build_engine, build_read_sessionmaker, build_sessionmaker
-from app.errors import install_error_handlers
-from app.hot_reads import HotReads
-from app.queue import JobQueue
-from app.ratelimit import RateLimiter
-from app.routers import health, internal_identity, internal_pipelines, internal_warehouse
-from app.routers.data_warehouse import all_actions, build_data_warehouse_router
+from app.core.db import (
+    ReadPool,
+    build_engine,
+    build_read_sessionmaker,
+    build_sessionmaker,
+)
+from app.core.queue import JobQueue
+from app.pgcluster import build_secret_box, build_warehouse_backend
+from app.pgcluster.safety import ClusterAuthGuard
+from app.pipeline.auth import environment_resolver, project_resolver
+from app.pipeline.errors import install_error_handlers
+from app.pipeline.ratelimit import RateLimiter
+from app.pipeline.router import all_actions, build_data_warehouse_router
+from app.routers import (
+    health,
+    internal_identity,
+    internal_pipelines,
+    internal_warehouse,
+)
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_warehouse_backend
-from app.warehouse.safety import ClusterAuthGuard
 
 DESCRIPTION = """
 Managed data warehouses for every organization, and the health of the pipelines that feed
@@ -99,8 +108,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build_data_warehouse_router(project_resolver, operation_prefix="", actions=actions),
         prefix="/api/projects/{project_id}/data_warehouse",
     )
-    if settings.hot_reads:
-        app.add_middleware(HotReads, actions=actions)
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
     app.include_router(internal_pipelines.router)

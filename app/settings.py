@@ -58,8 +58,6 @@ class Settings(BaseSettings):
     # How stale a process's view of a key's count may get before it syncs with Redis
     # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
     rate_limit_sync_ms: int = Field(default=100, ge=0)
-    # Serve the ordinary case of hot reads (warehouse_status) without routing (app/hot_reads.py).
-    hot_reads: bool = True
 
     # The managed-warehouse cluster. None = the server that holds the service database.
     warehouse_admin_url: str | None = None

@@ -30,13 +30,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.auth import TEAM_BY_PROJECT, auth_query
-from app.cli import migrate_database
-from app.db import build_engine, build_sessionmaker
-from app.embedded import free_port
-from app.keys import hash_key
+from app.core.db import build_engine, build_sessionmaker
+from app.core.migrate import migrate_database
+from app.devtools.embedded import free_port
 from app.models import MembershipLevel
-from app.services.identity import IdentityService
+from app.pipeline.auth import TEAM_BY_PROJECT, auth_query
+from app.services.identity.keys import hash_key
+from app.services.identity.service import IdentityService
 from app.settings import Settings, to_plain_dsn, with_database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.embedded import PasswordCheckingCluster, free_port  # noqa: E402
+from app.devtools.embedded import PasswordCheckingCluster, free_port  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
 
 SERVER_DSN = to_plain_dsn(

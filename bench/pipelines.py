@@ -35,8 +35,8 @@ from sqlalchemy import event
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.keys import generate_key, hash_key, mask_key  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.services.identity.keys import generate_key, hash_key, mask_key  # noqa: E402
 from app.settings import Settings, with_database  # noqa: E402
 from bench.seed_pipelines import SERVER_DSN  # noqa: E402
 

@@ -18,9 +18,9 @@ import uuid
 
 import asyncpg
 
-from app.services.property_values import MAX_RESULTS, TableRef, build_query
-from app.warehouse.sql import database_dsn
-from app.warehouse.team_tables import TeamTables, ensure_team_tables
+from app.pgcluster.sql import database_dsn
+from app.pgcluster.team_tables import TeamTables, ensure_team_tables
+from app.services.pipelines.property_values import MAX_RESULTS, TableRef, build_query
 
 CASES = [
     ("event", "event", "text", [], None),

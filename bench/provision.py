@@ -24,14 +24,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from alembic import command
-from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.core.migrate import migrate_database  # noqa: E402
+from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
-from app.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
 
@@ -103,9 +102,7 @@ async def main(runs: int, orgs: int) -> None:
     s3 = EmbeddedS3().start()
     worker: asyncio.subprocess.Process | None = None
     try:
-        cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.attributes["database_url"] = with_database(server, dbname)
-        await asyncio.to_thread(command.upgrade, cfg, "heads")
+        await asyncio.to_thread(migrate_database, with_database(server, dbname))
         settings = Settings(
             environment="test",
             database_url=with_database(server, dbname),

@@ -27,9 +27,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-
+from app.core.migrate import migrate_database  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
 
 SERVER_DSN = to_plain_dsn(
@@ -166,12 +164,6 @@ def render(sql: str, **params: int) -> str:
     return re.sub(r"(?<!:):([a-z_]+)\b", lambda m: str(int(params[m.group(1)])), sql)
 
 
-def migrate(dsn: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes["database_url"] = dsn
-    command.upgrade(cfg, "heads")
-
-
 async def seed(db: str, scale: float) -> None:
     admin = await asyncpg.connect(with_database(SERVER_DSN, "postgres"))
     try:
@@ -180,7 +172,7 @@ async def seed(db: str, scale: float) -> None:
     finally:
         await admin.close()
     dsn = with_database(SERVER_DSN, db)
-    await asyncio.to_thread(migrate, dsn)
+    await asyncio.to_thread(migrate_database, dsn)
     imports, big_imports = int(1_000_000 * scale), int(200_000 * scale)
     models, big_models = int(200_000 * scale), int(40_000 * scale)
     conn = await asyncpg.connect(dsn)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.pgcluster.binaries import find_binary, libpq_env, major_from_version_num
-from app.warehouse.scram import verifier_literal
-from app.warehouse.sql import database_dsn, quote_ident
+from app.pgcluster.scram import verifier_literal
+from app.pgcluster.sql import database_dsn, quote_ident
 
 logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.errors import ErrorBody, ServiceUnavailable
+from app.core.errors import ErrorBody, ServiceUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody
+from app.core.db import DbSession
+from app.core.errors import ErrorBody
+from app.pipeline.auth import InternalCaller
 from app.schemas.identity import (
     EnvironmentCreate,
     EnvironmentOut,
@@ -21,7 +21,7 @@ from app.schemas.identity import (
     UserCreate,
     UserOut,
 )
-from app.services.identity import IdentityService
+from app.services.identity.service import IdentityService
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal, TypeVar
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    TypeVar,
+)
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy import RowMapping
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody, NotFound
+from app.core.db import DbSession
+from app.core.errors import ErrorBody, NotFound
+from app.pipeline.auth import InternalCaller
 from app.schemas.pipeline_records import (
     BackfillPartitionOut,
     BackfillPartitionPut,
@@ -34,7 +39,7 @@ from app.schemas.pipeline_records import (
     SourceOut,
     SourcePut,
 )
-from app.services.pipeline_records import PipelineRecordService
+from app.services.pipelines.records import PipelineRecordService
 
 OutT = TypeVar("OutT", bound=BaseModel)
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from app.auth import InternalCaller
-from app.db import DbSession
-from app.errors import ErrorBody
+from app.core.db import DbSession
+from app.core.errors import ErrorBody
+from app.pipeline.auth import InternalCaller
 from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
-from app.services.warehouse_rows import WarehouseRowsService
+from app.services.warehouse.rows import WarehouseRowsService
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
 

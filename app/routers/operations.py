@@ -8,13 +8,13 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from app.auth import Context
-from app.db import ReadSession
-from app.errors import NotFound, ValidationFailed
+from app.core.db import ReadSession
+from app.core.errors import NotFound, ValidationFailed
+from app.core.scopes import Scope
 from app.models import Operation
-from app.routers.actions import Action
+from app.pipeline.actions import Action
+from app.pipeline.auth import Context
 from app.schemas.operations import OperationOut, OperationPageOut
-from app.scopes import Scope
 from app.services.operations.service import MAX_PAGE, OperationsService
 
 DEFAULT_LIMIT = 20

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import Body, Request
 
-from app.auth import Context
-from app.db import DbSession, ReadSession
-from app.errors import ValidationFailed
+from app.core.db import DbSession, ReadSession
+from app.core.errors import ValidationFailed
+from app.core.scopes import Scope
 from app.models.storage import Snapshot
-from app.routers.actions import Action
-from app.routers.warehouse_actions import _service as warehouse_service
+from app.pipeline.actions import Action
+from app.pipeline.auth import Context
+from app.routers.warehouse import _service as warehouse_service
 from app.schemas.storage import (
     RestoreIn,
     RestoreOut,
@@ -20,9 +21,8 @@ from app.schemas.storage import (
     SnapshotOut,
     SnapshotStartedOut,
 )
-from app.scopes import Scope
-from app.services.names import validate_warehouse_name
 from app.services.storage.snapshots import SnapshotService
+from app.services.warehouse.names import validate_warehouse_name
 
 
 def _snapshots(request: Request, session: DbSession | ReadSession) -> SnapshotService:

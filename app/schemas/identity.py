@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.scopes import SCOPE_PATTERN
+from app.core.scopes import SCOPE_PATTERN
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.logging_setup import configure_logging
+from app.core.logging import configure_logging
 from app.settings import Settings
 from app.worker.main import run_worker
 

@@ -20,18 +20,18 @@ from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
-from app.db import build_engine, build_sessionmaker
+from app.core.db import build_engine, build_sessionmaker
+from app.pgcluster import build_secret_box, build_warehouse_backend
+from app.pgcluster.safety import ClusterAuthGuard
 from app.s3 import S3Storage
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.storage.maintenance import StorageMaintenance
 from app.services.storage.records import TAKE_SNAPSHOT
 from app.services.storage.runner import AdminDsnLookup, SnapshotRunner
 from app.services.storage.transfer import StorageTransfer
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
+from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
-from app.warehouse import build_secret_box, build_warehouse_backend
-from app.warehouse.safety import ClusterAuthGuard
-from app.worker.machine import WarehouseMachine
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 

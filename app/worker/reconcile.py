@@ -25,8 +25,8 @@ from app.models import ManagedWarehouse, WarehouseState
 from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
 from app.services.storage.records import TAKE_SNAPSHOT, snapshot_job_id
 from app.services.storage.runner import SNAPSHOT_LOCK_NAMESPACE, snapshot_lock_key
-from app.services.warehouse_jobs import ADVANCE_WAREHOUSE, advance_job_id
-from app.worker.machine import LOCK_NAMESPACE, advisory_key
+from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, advance_job_id
+from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 
 logger = logging.getLogger(__name__)
 S = WarehouseState

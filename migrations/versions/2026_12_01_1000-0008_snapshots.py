@@ -28,7 +28,10 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("ready_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
@@ -65,9 +68,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_bucket_deletions")),
     )
     op.add_column("managed_warehouses", sa.Column("final_snapshot_id", sa.UUID(), nullable=True))
-    op.add_column(
-        "managed_warehouses", sa.Column("restore_snapshot_id", sa.UUID(), nullable=True)
-    )
+    op.add_column("managed_warehouses", sa.Column("restore_snapshot_id", sa.UUID(), nullable=True))
 
 
 def downgrade() -> None:

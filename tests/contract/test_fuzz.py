@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded import free_port
+from app.devtools.embedded import free_port
 from app.settings import Settings
-from tests.conftest import INTERNAL_HEADERS, settings_env
+from tests.support.harness import INTERNAL_HEADERS, settings_env
 
 pytestmark = pytest.mark.fuzz
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
@@ -39,7 +39,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "tests.status_recorder:recording_app",
+            "tests.support.status_recorder:recording_app",
             "--factory",
             "--host",
             "127.0.0.1",

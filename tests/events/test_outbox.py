@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.crypto import SecretBox
-from app.db import build_engine, build_sessionmaker
+from app.core.crypto import SecretBox
+from app.core.db import build_engine, build_sessionmaker
 from app.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.services.events.outbox import emit_event, event_body
 from app.settings import Settings

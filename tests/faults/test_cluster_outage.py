@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings
-from tests.conftest import Tenant, create_tenant, make_app
-from tests.lifecycle_support import (
+from tests.support.harness import Tenant, create_tenant, make_app
+from tests.support.lifecycle import (
     Cluster,
     bucket_objects,
     derive_settings,

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.conftest import create_tenant, make_app
-from tests.faults.conftest import RedisServer
-from tests.lifecycle_support import (
+from tests.support.faults import RedisServer
+from tests.support.harness import create_tenant, make_app
+from tests.support.lifecycle import (
     Cluster,
     derive_settings,
     new_name,

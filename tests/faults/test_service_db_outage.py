@@ -16,9 +16,10 @@ import asyncpg
 import httpx
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.core.migrate import migrate_database
+from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings, with_database
-from tests.conftest import create_tenant, make_app, migrate
+from tests.support.harness import create_tenant, make_app
 
 pytestmark = pytest.mark.fault
 
@@ -34,7 +35,7 @@ async def own_database(
         await conn.execute("CREATE DATABASE service")
         await conn.close()
         url = with_database(cluster.admin_dsn, "service")
-        await asyncio.to_thread(migrate, url)
+        await asyncio.to_thread(migrate_database, url)
         yield cluster, settings.model_copy(update={"database_url": url})
     finally:
         cluster.stop("immediate")

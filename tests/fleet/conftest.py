@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 
 
 def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:

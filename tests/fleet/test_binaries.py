@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 from app.pgcluster import binaries
 from app.pgcluster.binaries import (
     BinariesNotFound,

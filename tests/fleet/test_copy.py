@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.embedded import PasswordCheckingCluster
+from app.devtools.embedded import PasswordCheckingCluster
 from app.pgcluster import copy
-from app.warehouse.scram import scram_verifier
-from app.warehouse.sql import database_dsn, quote_ident
-from app.warehouse.team_tables import TeamTables, ensure_team_tables
+from app.pgcluster.scram import scram_verifier
+from app.pgcluster.sql import database_dsn, quote_ident
+from app.pgcluster.team_tables import TeamTables, ensure_team_tables
 
 
 async def _admin(cluster: PasswordCheckingCluster, database: str = "postgres") -> Any:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from app.models import Operation, WarehouseTeamMembership
 from app.settings import Settings
 from tests.conftest import Tenant, create_tenant
-from tests.lifecycle_support import (
+from tests.support.lifecycle import (
     derive_settings,
     new_name,
     provision,

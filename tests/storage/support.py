@@ -12,7 +12,12 @@ from aiobotocore.session import get_session
 
 from app.settings import Settings
 from tests.conftest import Tenant
-from tests.lifecycle_support import new_name, provision, run_burst_worker, status
+from tests.support.lifecycle import (
+    new_name,
+    provision,
+    run_burst_worker,
+    status,
+)
 
 
 def s3_client(settings: Settings) -> Any:

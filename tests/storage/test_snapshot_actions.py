@@ -10,8 +10,8 @@ import pytest
 
 from app.models.storage import Snapshot
 from tests.conftest import Tenant
-from tests.lifecycle_support import run_burst_worker
-from tests.warehouse_fixtures import Warehouses
+from tests.support.lifecycle import run_burst_worker
+from tests.support.warehouses import Warehouses
 
 PREFIXES = ["environments", "projects"]
 

@@ -11,13 +11,6 @@ from sqlalchemy import update
 from app.models.storage import Snapshot
 from app.s3 import S3Storage
 from app.services.storage.maintenance import StorageMaintenance
-from tests.lifecycle_support import (
-    bucket_objects,
-    new_name,
-    only_snapshots_left,
-    run_burst_worker,
-    status,
-)
 from tests.storage.support import (
     contents,
     login,
@@ -26,6 +19,13 @@ from tests.storage.support import (
     put_object,
     ready_warehouse,
     snapshots,
+)
+from tests.support.lifecycle import (
+    bucket_objects,
+    new_name,
+    only_snapshots_left,
+    run_burst_worker,
+    status,
 )
 
 SNAPSHOT_FIELDS = {

@@ -9,8 +9,13 @@ import uuid
 import httpx
 
 from app.settings import Settings
-from tests.conftest import Tenant
-from tests.lifecycle_support import new_name, provision, run_burst_worker, status
+from tests.support.harness import Tenant
+from tests.support.lifecycle import (
+    new_name,
+    provision,
+    run_burst_worker,
+    status,
+)
 
 LIVE = "This organization already has a managed warehouse"
 

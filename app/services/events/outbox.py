@@ -13,7 +13,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import any_, insert, literal, select
+from sqlalchemy import (
+    any_,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import WebhookDelivery, WebhookEndpoint, WebhookEvent

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.crypto import SecretBox
+from app.core.crypto import SecretBox
 from app.models import WarehouseCluster
 from app.settings import Settings
 

@@ -1,1 +1,1 @@
-"""Operations (API.md §7): the record of every asynchronous change to a warehouse."""
+"""Operations (API.md §7) and the audit log: the record of every change to a warehouse."""

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict
+from app.core.errors import Conflict
 from app.models import Operation, OperationAction, OperationStatus
 
 A = OperationAction

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, Operation, WarehouseState
 from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
-from app.services.audit import AuditService
 from app.services.events.outbox import emit_event
+from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import now
 from app.services.storage.transfer import StorageTransfer

@@ -11,12 +11,12 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import RequestContext
-from app.errors import NotFound
+from app.core.context import RequestContext
+from app.core.errors import NotFound
+from app.core.queue import JobQueue
 from app.models import ManagedWarehouse, OperationAction, WarehouseState
 from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
-from app.queue import JobQueue
-from app.services.audit import AuditService
+from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import (
     TAKE_SNAPSHOT,

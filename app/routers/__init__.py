@@ -1,0 +1,1 @@
+"""Thin modules that declare the public actions (next to their functions) and the internal API."""

@@ -1,0 +1,203 @@
+"""Managed-warehouse actions (API.md §4.1-4.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Body, Query, Request
+
+from app.core.db import DbSession
+from app.core.errors import ValidationFailed
+from app.core.scopes import Scope
+from app.models import WarehouseState
+from app.pipeline.actions import Action
+from app.pipeline.auth import Context
+from app.schemas.storage import DeprovisionIn
+from app.schemas.warehouse import (
+    DeprovisionOut,
+    NameAvailability,
+    OrgStatusOut,
+    PasswordOut,
+    ProvisionIn,
+    ProvisionOut,
+    WarehouseConnection,
+    WarehouseStatusOut,
+)
+from app.services.warehouse import reads as warehouse_reads
+from app.services.warehouse.availability import database_name_availability
+from app.services.warehouse.lifecycle import WarehouseService
+from app.services.warehouse.names import validate_table_name, validate_warehouse_name
+
+
+def _service(request: Request, session: DbSession) -> WarehouseService:
+    state = request.app.state
+    return WarehouseService(
+        session,
+        settings=state.settings,
+        backend=state.warehouse_backend,
+        secrets=state.secret_box,
+        queue=getattr(state, "queue", None),
+    )
+
+
+async def check_database_name(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    name: Annotated[
+        str | None, Query(max_length=1000, description="Warehouse name to check.")
+    ] = None,
+) -> NameAvailability:
+    valid = validate_warehouse_name(name, attr="name")
+    result = await database_name_availability(
+        session,
+        valid,
+        ctx.organization_id,
+        cluster_has_name=request.app.state.warehouse_backend.name_exists,
+    )
+    return NameAvailability(name=result.name, available=result.available, reason=result.reason)
+
+
+async def provision(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[ProvisionIn | None, Body()] = None,
+) -> ProvisionOut:
+    body = body or ProvisionIn()
+    database_name = validate_warehouse_name(body.database_name, attr="database_name")
+    table_name = validate_table_name(body.table_name)
+    creds = await _service(request, session).provision(ctx, database_name, table_name)
+    return ProvisionOut(
+        status="provisioning started",
+        org=ctx.organization_id,
+        username=creds.username,
+        password=creds.password,
+        operation_id=creds.operation_id,
+    )
+
+
+async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
+    wh = warehouse_reads.warehouse_status(ctx.prefetched)
+    settings = request.app.state.settings
+    connection = None
+    if wh.state == WarehouseState.READY:
+        connection = WarehouseConnection(
+            host=settings.warehouse_public_host,
+            port=settings.warehouse_public_port or request.app.state.warehouse_backend.port,
+            database=wh.database_name,
+            username=wh.login_role,
+        )
+    return WarehouseStatusOut(
+        org_id=wh.organization_id,
+        state=wh.state,
+        status_message=wh.status_message,
+        s3_state=wh.s3_state,
+        metadata_store_state=wh.metadata_store_state,
+        identity_state=wh.identity_state,
+        secrets_state=wh.secrets_state,
+        ready_at=wh.ready_at,
+        failed_at=wh.failed_at,
+        connection=connection,
+        has_backfill=wh.has_backfill,
+        table_suffix=wh.table_suffix,
+    )
+
+
+async def reset_password(ctx: Context, session: DbSession, request: Request) -> PasswordOut:
+    creds = await _service(request, session).reset_password(ctx)
+    return PasswordOut(username=creds.username, password=creds.password)
+
+
+async def deprovision(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[DeprovisionIn | None, Body()] = None,
+) -> DeprovisionOut:
+    if body is None and (await request.body()).strip():
+        raise ValidationFailed("The request body must be a JSON object")  # e.g. `null`
+    if body is not None and body.unknown_fields():
+        field = body.unknown_fields()[0][:100]
+        raise ValidationFailed(f"Unknown field '{field}'", attr=field)
+    skip = body is not None and body.skip_final_snapshot
+    result = await _service(request, session).deprovision(ctx, skip_final_snapshot=skip)
+    deleted = result.warehouse.state == WarehouseState.DELETED
+    status = "deleted" if deleted else "deprovisioning started"
+    return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)
+
+
+async def delete_org(ctx: Context, session: DbSession, request: Request) -> OrgStatusOut:
+    org = await _service(request, session).delete_record(ctx)
+    return OrgStatusOut(status="deleted", org=org)
+
+
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+WRITE = (Scope.WAREHOUSE_VIEW_WRITE,)
+
+ACTIONS: list[Action] = [
+    Action(
+        name="check-database-name",
+        method="GET",
+        endpoint=check_database_name,
+        scopes=READ,
+        response_model=NameAvailability,
+        summary="Check whether a warehouse name is valid and free",
+        exclude_none=True,
+        errors=(400,),
+    ),
+    Action(
+        name="provision",
+        method="POST",
+        endpoint=provision,
+        scopes=WRITE,
+        response_model=ProvisionOut,
+        summary="Provision the organization's managed warehouse (answers at once; poll status)",
+        admin_verb="provision",
+        status_code=202,
+        errors=(400, 409),
+    ),
+    Action(
+        name="warehouse_status",
+        method="GET",
+        endpoint=warehouse_status,
+        scopes=READ,
+        response_model=WarehouseStatusOut,
+        summary="State of the organization's managed warehouse and how to connect to it",
+        prefetch=warehouse_reads.STATUS_PREFETCH,
+    ),
+    Action(
+        name="reset-password",
+        method="POST",
+        endpoint=reset_password,
+        scopes=WRITE,
+        response_model=PasswordOut,
+        summary="Rotate the warehouse's root password; the old one stops working at once",
+        admin_verb="reset the root password for",
+        errors=(409,),
+    ),
+    Action(
+        name="deprovision",
+        method="POST",
+        endpoint=deprovision,
+        scopes=WRITE,
+        response_model=DeprovisionOut,
+        summary=(
+            "Tear down the managed warehouse (a ready one after its final snapshot): database, "
+            "login role, storage and secret"
+        ),
+        admin_verb="deprovision",
+        status_code=202,
+        errors=(409,),
+    ),
+    Action(
+        name="delete-org",
+        method="DELETE",
+        endpoint=delete_org,
+        scopes=WRITE,
+        response_model=OrgStatusOut,
+        summary="Delete the record of a deprovisioned warehouse, freeing its name",
+        admin_verb="delete the provisioning record for",
+        errors=(409,),
+    ),
+]

@@ -1,0 +1,1 @@
+"""Identity: organizations, projects, environments, users, memberships and personal API keys."""

@@ -1,0 +1,2 @@
+"""Pipeline records and what the API reports about them: activity, stats, health, readiness,
+property values."""

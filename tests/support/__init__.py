@@ -1,0 +1,1 @@
+"""Shared test helpers: the harness (app, tenants, settings), HTTP, lifecycle and fixtures."""
