@@ -3,6 +3,7 @@
     warehouse dev                      all of it on embedded servers under .data/ (app/devtools)
     warehouse serve / worker / migrate the production processes
     warehouse orgs|projects|environments|users|keys create [--json]   (app/commands/identity.py)
+    warehouse clusters ... / warehouses move [--json] [--wait]         (app/commands/fleet.py)
 
 Settings come from the environment (`DATABASE_URL`, `REDIS_URL`, `SECRET_KEY`, ...). Failures
 print one line on stderr and exit non-zero; no traceback.
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from app.commands import identity
+from app.commands import fleet, identity
 from app.commands.common import describe_failure, fail, load_settings
 from app.core.migrate import migrate_database
 
@@ -28,6 +29,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 identity.register(cli)
+fleet.register(cli)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from app import __version__
 from app.core.db import (
     ReadPool,
     build_engine,
+    build_read_engine,
     build_read_sessionmaker,
     build_sessionmaker,
 )
@@ -24,12 +25,15 @@ from app.pgcluster.safety import ClusterAuthGuard
 from app.pipeline.auth import environment_resolver, project_resolver
 from app.pipeline.errors import install_error_handlers
 from app.pipeline.ratelimit import RateLimiter
-from app.pipeline.router import all_actions, build_data_warehouse_router
+from app.pipeline.router import build_data_warehouse_router
 from app.routers import (
+    all_actions,
     health,
     internal_identity,
     internal_pipelines,
     internal_warehouse,
+    internal_webhooks,
+    moves,
 )
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
@@ -62,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
-    app.state.read_sessionmaker = build_read_sessionmaker(engine)
+    app.state.read_engine = read_engine = build_read_engine(settings)
+    app.state.read_sessionmaker = build_read_sessionmaker(read_engine)
     app.state.read_pool = read_pool = await ReadPool.open(settings)
     app.state.redis = redis
     app.state.queue = JobQueue(redis)
@@ -80,9 +85,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.rate_limiter.drain()
         await backend.close()
         await read_pool.close()
         await redis.aclose()
+        await read_engine.dispose()
         await engine.dispose()
 
 
@@ -110,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(moves.router)
+    app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
 

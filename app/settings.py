@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-insecure-secret-key-change-me"  # noqa: S105
@@ -39,6 +44,19 @@ def with_database(dsn: str, database: str) -> str:
     return f"{head}/{database}{sep}{query}"
 
 
+def parse_retry_schedule(value: str) -> tuple[float, ...]:
+    """`"5,30,120"` -> (5.0, 30.0, 120.0); empty = no retries. Negative or not a number: error."""
+    delays = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        delay = float(part)
+        if not 0 <= delay < 10**7:
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE: each delay must be 0 or more seconds")
+        delays.append(delay)
+    return tuple(delays)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -58,6 +76,9 @@ class Settings(BaseSettings):
     # How stale a process's view of a key's count may get before it syncs with Redis
     # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
     rate_limit_sync_ms: int = Field(default=100, ge=0)
+    # An Idempotency-Key claim whose request never answered (its process died) is taken over
+    # by a retry after this long (app/pipeline/idempotency.py).
+    idempotency_stale_claim_seconds: float = Field(default=120.0, gt=0)
 
     # The managed-warehouse cluster. None = the server that holds the service database.
     warehouse_admin_url: str | None = None
@@ -85,6 +106,11 @@ class Settings(BaseSettings):
     job_retry_base_seconds: float = Field(default=0.5, gt=0)
     reconcile_interval_seconds: int = Field(default=30, ge=1)
 
+    # Webhooks (API.md §10): back-off between delivery attempts, in seconds, comma-separated;
+    # an attempt a worker took but never finished (it died) is taken again after the lease.
+    webhook_retry_schedule: str = "5,30,120,600,1800,3600,7200,14400,28800,43200"
+    webhook_lease_seconds: float = Field(default=30.0, gt=0)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -95,6 +121,16 @@ class Settings(BaseSettings):
             if self.internal_api_token.get_secret_value() == PLACEHOLDER_INTERNAL_TOKEN:
                 raise PlaceholderSecretError("INTERNAL_API_TOKEN must be set outside dev")
         return self
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @property
     def async_database_url(self) -> str:

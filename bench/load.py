@@ -1,17 +1,24 @@
-"""Load benchmark: the service against the framework's limit, in one run (issue 5).
+"""Load benchmark: the service against the framework's limits, in one run (issues 5, 9).
 
     .venv/bin/python bench/load.py [--duration 10] [--concurrency 16,64] [--repeat 3]
 
 On this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL) it starts a
 scratch service database, a password-checking warehouse cluster, the service with 2 uvicorn
-workers, and the limits under the same uvicorn settings (bench/bare_app.py: one pooled asyncpg
-SELECT per request, as raw ASGI and as a plain Starlette route). It seeds a tenant with a ready
-warehouse (provisioned through the API by a real worker) and a few thousand pipeline jobs, then
-drives authenticated GET `warehouse_status`, `running_activity` and `job_stats`, `/healthz`
-and both limits with wrk (`apt-get install wrk`) at each concurrency, every target in turn,
-`--repeat` rounds. It prints medians of req/s, p50 and p99, non-2xx counts, and the median of
-the per-round service/limit ratios; it writes bench/results/load-<time>.json. Everything it
-starts, it stops; the scratch database is dropped.
+workers and its default settings (the rate limiter on, 600 a minute per key), and the limits
+under the same uvicorn settings:
+- bench/bare_app.py: one pooled asyncpg SELECT per request, as raw ASGI and as plain Starlette;
+- bench/same_work_app.py: plain Starlette + asyncpg running the very statements
+  `running_activity` and `job_stats` run (the key's auth statement, then the action's) and
+  JSON-encoding the rows.
+It seeds a tenant with a ready warehouse (provisioned through the API by a real worker), 1,000
+personal API keys and a few thousand pipeline jobs, then drives each target with wrk
+(`apt-get install wrk`), every request presenting the next of the 1,000 keys
+(bench/rotate_keys.lua) as real clients would: `warehouse_status` with the key in the
+Authorization header and in the query string, `running_activity`, `job_stats?days=7`,
+`/healthz`, and the limits, at each concurrency, every target in turn, `--repeat` rounds. It
+prints medians of req/s, p50 and p99, non-2xx counts, and the median of the per-round
+service/limit ratios; it writes bench/results/load-<time>.json. Everything it starts, it
+stops; the scratch database is dropped.
 """
 
 from __future__ import annotations
@@ -49,6 +56,14 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 # The limits (bench/bare_app.py): raw ASGI, and plain Starlette; both do one pooled SELECT.
 BARES = {"bare": "bench.bare_app:app", "bare_starlette": "bench.bare_app:starlette_app"}
+SAME_WORK = "bench.same_work_app:app"
+ROTATE = ROOT / "bench" / "rotate_keys.lua"
+KEYS = 1000
+# Which limit each service target is compared with (besides the trivial bares).
+SAME_WORK_OF = {
+    "running_activity": "same_work_running_activity",
+    "job_stats": "same_work_job_stats",
+}
 
 
 @contextlib.contextmanager
@@ -75,11 +90,16 @@ def uvicorn(target: str, env: dict[str, str], *, factory: bool, workers: int = 2
         proc.wait(timeout=20)
 
 
-def wrk(url: str, *, concurrency: int, duration: int, headers: dict[str, str]) -> dict[str, float]:
+def wrk(
+    url: str, *, concurrency: int, duration: int, keys: str | None, key_in: str = "header"
+) -> dict[str, float]:
+    """wrk against `url`; with `keys` (a file), every request presents the next key."""
     cmd = ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "--timeout", "10s"]
-    for name, value in headers.items():
-        cmd += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ)
+    if keys is not None:
+        cmd += ["-s", str(ROTATE)]
+        env |= {"WRK_KEYS_FILE": keys, "WRK_KEY_IN": key_in}
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True, env=env).stdout
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _latency(out, "50%"),
@@ -153,7 +173,18 @@ async def seed(base: str, env: dict[str, str], *, jobs: bool) -> dict[str, str]:
             raise RuntimeError(f"warehouse did not become ready: {status}")
         if jobs:
             await _seed_jobs(c, env_id)
-    return {"env_id": str(env_id), "key": key}
+        sem = asyncio.Semaphore(16)
+
+        async def new_key() -> str:
+            async with sem:
+                r = await c.post(
+                    "/internal/personal_api_keys", json={"user_id": user["id"], "scopes": ["*"]}
+                )
+                r.raise_for_status()
+                return str(r.json()["key"])
+
+        keys = await asyncio.gather(*(new_key() for _ in range(KEYS)))
+    return {"env_id": str(env_id), "key": key, "keys": "\n".join(keys)}
 
 
 async def _seed_jobs(c: httpx.AsyncClient, env_id: int) -> None:
@@ -242,8 +273,6 @@ def main() -> None:
         "INTERNAL_API_TOKEN": TOKEN,
         "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
         "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
-        "STORAGE_ROOT": str(tmp / "storage"),
-        "RATE_LIMIT_PER_MINUTE": "1000000000",  # the limiter runs, but never throttles
         "ENVIRONMENT": "test",
     }
     runs: dict[str, list[dict[str, float]]] = {}
@@ -256,29 +285,43 @@ def main() -> None:
             ids = asyncio.run(seed(base, env, jobs=jobs))
             # Vacuum and analyze now, so autovacuum does not wake up mid-measurement.
             asyncio.run(_admin("VACUUM (ANALYZE)", database=dbname))
-            auth = {"Authorization": f"Bearer {ids['key']}"}
+            keys_file = tmp / "keys.txt"
+            keys_file.write_text(ids["keys"] + "\n")
+            keys = str(keys_file)
             prefix = f"{base}/api/environments/{ids['env_id']}/data_warehouse"
+            # name -> (url, keys file or None, where the key goes)
             service = {
-                "warehouse_status": f"{prefix}/warehouse_status/",
-                "running_activity": f"{prefix}/running_activity/",
-                "job_stats": f"{prefix}/job_stats/?days=7",
+                "warehouse_status": (f"{prefix}/warehouse_status/", keys, "header"),
+                "warehouse_status_query": (f"{prefix}/warehouse_status/", keys, "query"),
+                "running_activity": (f"{prefix}/running_activity/", keys, "header"),
+                "job_stats": (f"{prefix}/job_stats/?days=7", keys, "header"),
                 # The framework's floor in this app: no auth, no database.
-                "healthz": f"{base}/healthz",
+                "healthz": (f"{base}/healthz", None, "header"),
             }
-            targets = {k: (v, auth) for k, v in service.items() if k in wanted}
+            targets = {k: v for k, v in service.items() if k.split("_query")[0] in wanted}
             bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
             for bare_name, app in BARES.items():
                 bare = servers.enter_context(uvicorn(app, bare_env, factory=False))
-                targets[bare_name] = (bare + "/", {})
+                targets[bare_name] = (bare + "/", None, "header")
+            if jobs:
+                same = servers.enter_context(uvicorn(SAME_WORK, bare_env, factory=False))
+                targets["same_work_running_activity"] = (f"{same}/running_activity", keys, "header")
+                targets["same_work_job_stats"] = (f"{same}/job_stats", keys, "header")
             # Every target in turn, `--repeat` times: a drift of the machine (other load,
             # CPU frequency) then touches the service and the limits alike.
             # Each measurement follows a 1 s warm-up of its own target (pools filled, caches hot).
             for level in levels:
                 for _ in range(args.repeat):
-                    for name, (url, headers) in targets.items():
-                        wrk(url, concurrency=level, duration=1, headers=headers)
+                    for name, (url, key_file, key_in) in targets.items():
+                        wrk(url, concurrency=level, duration=1, keys=key_file, key_in=key_in)
                         runs.setdefault(f"{name}@{level}", []).append(
-                            wrk(url, concurrency=level, duration=args.duration, headers=headers)
+                            wrk(
+                                url,
+                                concurrency=level,
+                                duration=args.duration,
+                                keys=key_file,
+                                key_in=key_in,
+                            )
                         )
     finally:
         cluster.stop("immediate")
@@ -310,6 +353,8 @@ def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
         cells = ""
         for bare_name in BARES:
             r = None if name in BARES else ratio(key, f"{bare_name}@{level}", "rps")
+            if name in SAME_WORK_OF.values():
+                r = None
             row[f"rps_vs_{bare_name}"] = r
             row[f"p99_vs_{bare_name}"] = (
                 None if name in BARES else ratio(key, f"{bare_name}@{level}", "p99_ms")
@@ -320,6 +365,22 @@ def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
             f"{key:<28}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
             f"{row['non_2xx']:>10.0f}{cells}"
         )
+    for key in list(summary):
+        name, level = key.split("@")
+        same = SAME_WORK_OF.get(name)
+        if same is not None and f"{same}@{level}" in runs:
+            rps = ratio(key, f"{same}@{level}", "rps")
+            p99 = ratio(key, f"{same}@{level}", "p99_ms")
+            summary[key]["rps_vs_same_work"], summary[key]["p99_vs_same_work"] = rps, p99
+            print(f"{key}: {rps:.0%} of its same-work limit's req/s, p99 {p99:.2f}x its p99")
+    for concurrency in levels:
+        for name in ("warehouse_status", "warehouse_status_query"):
+            ws = summary.get(f"{name}@{concurrency}")
+            if ws and ws.get("rps_vs_bare_starlette") is not None:
+                print(
+                    f"{name}@{concurrency}: {ws['rps_vs_bare_starlette']:.0%} of bare Starlette "
+                    f"req/s, p99 {ws['p99_vs_bare_starlette']:.2f}x its p99"
+                )
     for concurrency in levels:
         ws = summary.get(f"warehouse_status@{concurrency}")
         for bare_name in BARES:

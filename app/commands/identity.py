@@ -12,14 +12,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.commands.common import (
-    CLIError,
-    JsonFlag,
-    emit,
-    run_in_transaction,
-    split_list,
-    validate,
-)
+from app.commands.common import CLIError, JsonFlag, emit, run_in_transaction, split_list, validate
 from app.models import MembershipLevel
 from app.schemas.identity import (
     EnvironmentCreate,

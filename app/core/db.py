@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,19 +30,59 @@ _AFTER_COMMIT_KEY = "after_commit"
 
 
 def build_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.async_database_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-        connect_args={
-            "server_settings": {
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-                "application_name": "warehouse-api",
-            },
-            "timeout": 5,
-        },
+        connect_args=_connect_args(settings, "warehouse-api"),
     )
+    _discard_dead_connections(engine)
+    return engine
+
+
+def build_read_engine(settings: Settings) -> AsyncEngine:
+    """The engine of the pure-read GET actions: its connections are in autocommit from the
+    moment they connect, so a read sends no BEGIN/COMMIT and nothing is reset on return. A
+    fixed-size pool (no overflow), so a burst queues for a connection instead of opening and
+    closing overflow connections."""
+    engine = create_async_engine(
+        settings.async_database_url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_reset_on_return=None,
+        connect_args=_connect_args(settings, "warehouse-api-reads"),
+    )
+    _discard_dead_connections(engine)
+    return engine
+
+
+def _connect_args(settings: Settings, application_name: str) -> dict[str, Any]:
+    return {
+        "server_settings": {
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "application_name": application_name,
+        },
+        "timeout": 5,
+    }
+
+
+def _discard_dead_connections(engine: AsyncEngine) -> None:
+    """Hand out no connection the server has closed (a restart, an idle timeout), without a
+    round trip per checkout.
+
+    SQLAlchemy's `pool_pre_ping` would ask the server on every checkout — with asyncpg,
+    outside autocommit, a BEGIN, an empty statement and a ROLLBACK. asyncpg already notices
+    when the server closes the socket, so looking at the connection locally is enough; the
+    pool then replaces it (`DisconnectionError` makes it connect again). A connection that dies
+    unnoticed fails its statement, and SQLAlchemy invalidates the pool as it would anyway.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        raw = getattr(dbapi_connection, "driver_connection", None)
+        if raw is None or raw.is_closed():
+            raise DisconnectionError("the server closed this connection")
 
 
 def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -75,14 +117,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def build_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for GET actions that only read: the same pool, in autocommit, so a read pays
-    no BEGIN and no COMMIT round trip. Each statement sees its own snapshot."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
-        expire_on_commit=False,
-        autoflush=False,
-    )
+def build_read_sessionmaker(read_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for GET actions that only read, on the autocommit read engine
+    (`build_read_engine`): a read pays no BEGIN and no COMMIT round trip. Each statement sees
+    its own snapshot."""
+    return async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:

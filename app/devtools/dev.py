@@ -44,12 +44,7 @@ from sqlalchemy import select
 from app.core.db import build_engine, build_sessionmaker
 from app.core.logging import configure_logging
 from app.devtools.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
-from app.models import (
-    MembershipLevel,
-    PersonalAPIKey,
-    Project,
-    Team,
-)
+from app.models import MembershipLevel, PersonalAPIKey, Project, Team
 from app.services.identity.keys import hash_key
 from app.services.identity.service import IdentityService
 from app.settings import Settings, with_database

@@ -13,6 +13,7 @@ from app.models.identity import (
     Team,
     User,
 )
+from app.models.moves import MoveStatus, WarehouseMove
 from app.models.operations import Operation, OperationAction, OperationStatus
 from app.models.pipelines import (
     BackfillPartition,
@@ -55,6 +56,7 @@ __all__ = [
     "ManagedWarehouse",
     "MembershipLevel",
     "ModelingJob",
+    "MoveStatus",
     "Operation",
     "OperationAction",
     "OperationStatus",
@@ -72,6 +74,7 @@ __all__ = [
     "Team",
     "User",
     "WarehouseCluster",
+    "WarehouseMove",
     "WarehouseState",
     "WarehouseTeamMembership",
     "WebhookDelivery",

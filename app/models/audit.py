@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import (
-    BigInteger,
-    Identity,
-    Index,
-    String,
-    Text,
-)
+from sqlalchemy import BigInteger, Identity, Index, String, Text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -31,6 +31,7 @@ class WarehouseState(enum.StrEnum):
     FAILED = "failed"
     DELETING = "deleting"
     DELETED = "deleted"
+    MIGRATING = "migrating"  # a move between clusters runs (API.md §8)
 
 
 class ManagedWarehouse(CreatedAtMixin, Base):

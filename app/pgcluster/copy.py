@@ -63,14 +63,15 @@ async def server_major(dsn: str) -> int:
         await conn.close()
 
 
-async def holds_name(dsn: str, name: str) -> tuple[bool, bool]:
-    """(database exists, role exists) on the cluster."""
+async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool, bool]:
+    """(database `name` exists, role `role` (default: `name`) exists) on the cluster."""
     conn = await _connect(dsn)
     try:
         row = await conn.fetchrow(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS db,"
-            " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS role",
+            " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role",
             name,
+            role or name,
         )
         return bool(row["db"]), bool(row["role"])
     finally:
@@ -190,18 +191,18 @@ async def recreate_database(dsn: str, database: str, *, owner: str, shape: Datab
         await conn.close()
 
 
-async def drop_database_and_role(dsn: str, name: str) -> None:
-    """Remove the warehouse's database and role from a cluster (idempotent)."""
-    q = quote_ident(name)
+async def drop_warehouse(dsn: str, database: str, role: str | None = None) -> None:
+    """Remove a warehouse's database and login role from a cluster (idempotent)."""
+    role = role or database
     conn = await _connect(dsn)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {q} WITH (FORCE)")
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                name,
+                role,
             )
-            await conn.execute(f"DROP ROLE IF EXISTS {q}")
+            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(role)}")
     finally:
         await conn.close()
 

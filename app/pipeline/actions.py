@@ -1,14 +1,25 @@
 """What a data-warehouse action is, as data: the router factory turns each into two routes.
 
-Action modules (`app/routers/*_actions.py`) export `ACTIONS: list[Action]`; endpoints are plain
-async functions that take `ctx: Context` (the resolved team and caller) and their own inputs.
+A router module declares each action right above its function:
+
+    actions = ActionSet()
+
+    @actions.action(name="job_stats", method="GET", scopes=READ, response_model=JobStatsOut,
+                    summary="...")
+    async def job_stats(ctx: Context, ...) -> JobStatsOut: ...
+
+    ACTIONS = actions.actions
+
+The declarations stay data (`Action`): the router factory registers them under both prefixes,
+OpenAPI and the auth tests' matrix are derived from them. Endpoints are plain async functions
+that take `ctx: Context` (the resolved team and caller) and their own inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from app.core.context import Prefetch, RequestContext
 from app.core.errors import ErrorBody
@@ -16,6 +27,7 @@ from app.core.scopes import Scope
 from app.pipeline.auth import check_key_restrictions, check_org_admin, check_scopes
 
 HttpMethod = Literal["GET", "POST", "DELETE"]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input",
@@ -75,3 +87,38 @@ class Action:
         mutating = {400, 409} if self.method in ("POST", "DELETE") else set()
         statuses = sorted({401, 403, 404, 429, *mutating, *self.errors})
         return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+
+class ActionSet:
+    """The actions one router module declares, in declaration order."""
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+
+    def action(
+        self,
+        *,
+        name: str,
+        method: HttpMethod,
+        scopes: tuple[Scope, ...],
+        response_model: Any,
+        summary: str,
+        **options: Any,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare the decorated function as the action `name` (see `Action` for options)."""
+
+        def declare(endpoint: Endpoint) -> Endpoint:
+            self.actions.append(
+                Action(
+                    name=name,
+                    method=method,
+                    endpoint=endpoint,
+                    scopes=scopes,
+                    response_model=response_model,
+                    summary=summary,
+                    **options,
+                )
+            )
+            return endpoint
+
+        return declare

@@ -16,20 +16,11 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import Depends, Path, Request
 
-from app.core.context import (
-    Prefetch,
-    Principal,
-    RequestContext,
-    TeamRef,
-)
+from app.core.context import Prefetch, Principal, RequestContext, TeamRef
 from app.core.db import ReadPool
-from app.core.errors import (
-    AuthenticationFailed,
-    NotAuthenticated,
-    NotFound,
-    PermissionDenied,
-)
+from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.core.scopes import first_missing_scope
+from app.pipeline.ratelimit import RateLimitStatus
 from app.services.identity.keys import KEY_PREFIX, hash_key
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -123,14 +114,15 @@ async def lookup_key(
     return await reads.fetchrow(query, hash_key(plaintext), path_id if path_id is not None else -1)
 
 
-async def admit(state: Any, row: asyncpg.Record) -> None:
+async def admit(state: Any, row: asyncpg.Record) -> RateLimitStatus | None:
     """Count the request against the key's rate limit (429 beyond it) and note, at most once
     an hour, that the key was used. The write is its own statement, so it persists even
-    when the request later fails."""
-    await state.rate_limiter.hit(row["id"])
+    when the request later fails. Returns the key's budget (None when limiting is off)."""
+    budget: RateLimitStatus | None = await state.rate_limiter.hit(row["id"])
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
         await state.read_pool.execute(_TOUCH_LAST_USED, row["id"], now)
+    return budget
 
 
 def principal_from_row(row: asyncpg.Record) -> Principal:
@@ -170,7 +162,7 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
     row = await lookup_key(state, plaintext, query=query, raw_id=raw_id)
     if row is None:
         raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
-    await admit(state, row)
+    request.state.rate_limit = await admit(state, row)
     principal = request.state.principal = principal_from_row(row)
     return context_from_row(row, principal)
 

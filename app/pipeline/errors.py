@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.core.errors import (
     APIError,
@@ -48,6 +49,21 @@ def request_id(request: Request) -> str:
     return str(rid)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -65,6 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
             err = NotFound()
         elif exc.status_code == 405:
             err = MethodNotAllowed(f'Method "{request.method}" not allowed.')
+            if methods := allowed_methods(request):
+                return error_response(405, err.body(), {"Allow": ", ".join(methods)})
         elif exc.status_code == 400:
             # FastAPI: "JSON decode error" / "There was an error parsing the body" (not UTF-8)
             detail = str(exc.detail)

@@ -4,7 +4,8 @@ The first response for (key, user, action, environment) is stored for 24 h, encr
 hold a password), and replayed byte-for-byte; the same key with another body -> 409; a duplicate
 arriving while the first is still running -> 409. Claims and stored responses are written in
 their own short transactions so concurrent duplicates see them at once. A claim whose request
-died without answering is taken over after `STALE_CLAIM`.
+died without answering (a killed process) is taken over by a retry after
+`IDEMPOTENCY_STALE_CLAIM_SECONDS` (default 2 minutes); until then a retry answers 409.
 
 Flow: the route's access guard calls `claim()` once the caller is authorised; the action route
 class (`app.routers.data_warehouse.ActionRoute`) then stores the response, or releases the claim
@@ -29,7 +30,6 @@ from app.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
-STALE_CLAIM = timedelta(minutes=2)
 MAX_KEY_LENGTH = 255
 
 
@@ -82,6 +82,7 @@ async def claim(request: Request, *, user_id: int, team_id: int, action: str) ->
         )
     request_hash = _request_hash(request, await request.body())
     now = datetime.now(UTC)
+    stale_claim = timedelta(seconds=request.app.state.settings.idempotency_stale_claim_seconds)
     identity = {"key": key, "user_id": user_id, "team_id": team_id, "action": action}
     async with _sessionmaker(request)() as session, session.begin():
         # Expired or abandoned claims make room for this request.
@@ -91,7 +92,7 @@ async def claim(request: Request, *, user_id: int, team_id: int, action: str) ->
                 (IdempotencyKey.expires_at < now)
                 | (
                     IdempotencyKey.response_status.is_(None)
-                    & (IdempotencyKey.created_at < now - STALE_CLAIM)
+                    & (IdempotencyKey.created_at < now - stale_claim)
                 ),
             )
         )

@@ -2,34 +2,31 @@
 
 `/api/environments/{environment_id}/data_warehouse/...` and
 `/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
-factory takes that resolver (`app.auth.environment_resolver` or `project_resolver`, built per
-action with the action's `Prefetch`) and registers every action with and without the
-trailing slash.
+factory takes that resolver (`app.pipeline.auth.environment_resolver` or `project_resolver`,
+built per action with the action's `Prefetch`) and registers every action with and without the
+trailing slash. Every action, every request, takes this one path:
+
+- one guard dependency per route (no sub-dependencies): the key, the team in the path and the
+  membership in one statement, the rate limit, the key's restrictions, scopes and admin, then
+  the Idempotency-Key claim (API.md §3 order);
+- the endpoint, whose `ctx` parameter is that guard (FastAPI caches it per request);
+- the answer serialized once, by the response model's own serializer, into the response.
 
 Access checks come before body validation (API.md §3), even for a body that is not JSON:
 FastAPI decodes JSON before it runs dependencies, so `ActionRoute` decodes it first, marks a
 malformed body, and the guard answers `parse_error` only after the access checks passed.
-
-No `from __future__ import annotations` here: the guard's `Depends(resolve_team)` annotation
-closes over a local and must be evaluated when the function is defined.
 """
 
+from __future__ import annotations
+
+import inspect
 import json
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
-from fastapi import (
-    APIRouter,
-    Depends,
-    Request,
-    Response,
-)
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 
 from app.core.context import Prefetch, RequestContext
 from app.core.errors import APIError, ParseError
@@ -37,42 +34,20 @@ from app.pipeline import idempotency
 from app.pipeline.actions import Action
 from app.pipeline.auth import TeamResolver
 from app.pipeline.errors import error_response
-from app.routers import (
-    membership as membership_actions,
-)
-from app.routers import (
-    operations,
-    storage,
-)
-from app.routers import (
-    pipelines as pipeline_actions,
-)
-from app.routers import (
-    warehouse as warehouse_actions,
-)
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
 _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
-def all_actions() -> list[Action]:
-    return [
-        *warehouse_actions.ACTIONS,
-        *membership_actions.ACTIONS,
-        *pipeline_actions.ACTIONS,
-        *operations.ACTIONS,
-        *storage.ACTIONS,
-    ]
-
-
 def _access_guard(
     resolve_team: TeamResolver, action: Action
 ) -> Callable[..., Awaitable[RequestContext]]:
+    """The route's one dependency. Its signature is the resolver's (the request and the path's
+    id), so FastAPI documents the path parameter and solves nothing else for it."""
     mutating = action.method in ("POST", "DELETE")
 
-    async def guard(
-        request: Request, ctx: Annotated[RequestContext, Depends(resolve_team)]
-    ) -> RequestContext:
+    async def guard(request: Request, **path: str) -> RequestContext:
+        ctx = await resolve_team(request, **path)
         action.authorize(ctx)
         if getattr(request.state, "malformed_body", False):
             raise ParseError()
@@ -83,7 +58,49 @@ def _access_guard(
             )
         return ctx
 
+    guard.__signature__ = inspect.signature(resolve_team, eval_str=True)  # type: ignore[attr-defined]
     return guard
+
+
+def _bound_endpoint(action: Action, guard: Callable[..., Any]) -> Callable[..., Any]:
+    """The action's endpoint as this route calls it: `ctx` is the route's guard, and the
+    answer is serialized once, with the response model's serializer, into a Response (FastAPI
+    passes a Response through instead of validating, encoding and dumping it again)."""
+    signature = inspect.signature(action.endpoint, eval_str=True)
+    context = Annotated[RequestContext, Depends(guard)]
+    params = [
+        p.replace(annotation=context) if p.name == "ctx" else p
+        for p in signature.parameters.values()
+    ]
+    sub_response = next((p.name for p in params if p.annotation is Response), None)
+    adapter: TypeAdapter[Any] = TypeAdapter(action.response_model)
+    model = action.response_model if isinstance(action.response_model, type) else None
+    endpoint, status, exclude_none = action.endpoint, action.status_code, action.exclude_none
+
+    async def call(**kwargs: Any) -> Response:
+        result = await endpoint(**kwargs)
+        if isinstance(result, Response):
+            return result
+        if model is None or type(result) is not model:
+            result = adapter.validate_python(result, from_attributes=True)
+        response = Response(
+            adapter.dump_json(result, by_alias=True, exclude_none=exclude_none),
+            status_code=status,
+            media_type="application/json",
+        )
+        if sub_response is not None:
+            extra: Response = kwargs[sub_response]
+            response.headers.update(extra.headers)
+            if extra.status_code:
+                response.status_code = extra.status_code
+        return response
+
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=Response
+    )
+    call.__name__ = action.endpoint.__name__
+    call.__doc__ = action.endpoint.__doc__
+    return call
 
 
 class _MalformedBody:
@@ -149,16 +166,16 @@ def build_data_warehouse_router(
         name = (action.operation_name or action.name).replace("-", "_")
         verb = action.verb or _VERBS[action.method]
         operation_id = f"{operation_prefix}data_warehouse_{name}_{verb}"
-        guard = Depends(_access_guard(resolver(action.prefetch), action))
+        guard = _access_guard(resolver(action.prefetch), action)
+        endpoint = _bound_endpoint(action, guard)
         for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
             router.add_api_route(
                 path,
-                action.endpoint,
+                endpoint,
                 methods=[action.method],
                 name=operation_id if documented else f"{operation_id}_no_slash",
                 operation_id=operation_id if documented else f"{operation_id}_no_slash",
                 include_in_schema=documented,
-                dependencies=[guard],
                 response_model=action.response_model,
                 status_code=action.status_code,
                 response_model_exclude_none=action.exclude_none,

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    TypeVar,
-)
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import (
-    Body,
-    Query,
-    Request,
-    Response,
-)
+from fastapi import Body, Query, Request, Response
 
 from app.core.db import DbSession
 from app.core.scopes import Scope
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.schemas.membership import (
     BackfillEnabled,
@@ -29,8 +24,19 @@ from app.services.pipelines.property_values import PropertyValuesService
 from app.services.warehouse.membership import WarehouseMembershipService
 from app.services.warehouse.names import validate_schema_name
 
-
 # Bodies are optional so that a missing body gets the same "<field> is required" as a missing field.
+actions = ActionSet()
+
+
+@actions.action(
+    name="enable_backfill",
+    method="POST",
+    scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
+    response_model=BackfillEnabled,
+    summary="Write this environment's events and persons into the organization's warehouse",
+    admin_verb="enable backfill for",
+    errors=(400, 409),
+)
 async def enable_backfill(
     ctx: Context,
     session: DbSession,
@@ -43,6 +49,15 @@ async def enable_backfill(
     return BackfillEnabled(enabled=True, table_suffix=membership.table_suffix)
 
 
+@actions.action(
+    name="onboard-team",
+    method="POST",
+    scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
+    response_model=TeamOnboarded,
+    summary="Give this environment its own schema in the organization's warehouse",
+    admin_verb="onboard this project for",
+    errors=(400, 409),
+)
 async def onboard_team(
     ctx: Context,
     session: DbSession,
@@ -55,6 +70,15 @@ async def onboard_team(
     return TeamOnboarded(onboarded=True, schema_name=membership.schema_name)
 
 
+@actions.action(
+    name="check-schema-name",
+    method="GET",
+    scopes=(Scope.WAREHOUSE_VIEW_READ,),
+    response_model=SchemaNameAvailability,
+    summary="Check whether a schema name is valid and free in this organization",
+    admin_verb="check schema names for",
+    errors=(400,),
+)
 async def check_schema_name(
     ctx: Context,
     session: DbSession,
@@ -67,6 +91,14 @@ async def check_schema_name(
     return SchemaNameAvailability(name=valid, available=available)
 
 
+@actions.action(
+    name="property_values",
+    method="GET",
+    scopes=(Scope.QUERY_READ,),
+    response_model=PropertyValues,
+    summary="Distinct values of a column or JSON property of a warehouse table",
+    errors=(400,),
+)
 async def property_values(
     ctx: Context,
     session: DbSession,
@@ -97,44 +129,4 @@ async def property_values(
     return PropertyValues(results=[PropertyValue(name=v) for v in values], refreshing=False)
 
 
-ACTIONS: list[Action] = [
-    Action(
-        name="enable_backfill",
-        method="POST",
-        endpoint=enable_backfill,
-        scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
-        response_model=BackfillEnabled,
-        summary="Write this environment's events and persons into the organization's warehouse",
-        admin_verb="enable backfill for",
-        errors=(400, 409),
-    ),
-    Action(
-        name="onboard-team",
-        method="POST",
-        endpoint=onboard_team,
-        scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
-        response_model=TeamOnboarded,
-        summary="Give this environment its own schema in the organization's warehouse",
-        admin_verb="onboard this project for",
-        errors=(400, 409),
-    ),
-    Action(
-        name="check-schema-name",
-        method="GET",
-        endpoint=check_schema_name,
-        scopes=(Scope.WAREHOUSE_VIEW_READ,),
-        response_model=SchemaNameAvailability,
-        summary="Check whether a schema name is valid and free in this organization",
-        admin_verb="check schema names for",
-        errors=(400,),
-    ),
-    Action(
-        name="property_values",
-        method="GET",
-        endpoint=property_values,
-        scopes=(Scope.QUERY_READ,),
-        response_model=PropertyValues,
-        summary="Distinct values of a column or JSON property of a warehouse table",
-        errors=(400,),
-    ),
-]
+ACTIONS = actions.actions

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path
 
 from app.core.db import ReadSession
 from app.core.errors import NotFound, ValidationFailed
 from app.core.scopes import Scope
 from app.models import Operation
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
+from app.pipeline.query import IntQuery, parse_int
 from app.schemas.operations import OperationOut, OperationPageOut
 from app.services.operations.service import MAX_PAGE, OperationsService
+
+actions = ActionSet()
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+
 
 DEFAULT_LIMIT = 20
 # Any integer is accepted; an offset beyond this is past every row anyway.
 MAX_OFFSET = 10**15
 NOT_FOUND = "No operation with this id exists for this organization"
-_INT = re.compile(r"[+-]?[0-9]+")
-QueryStr = Annotated[str | None, Query(max_length=100)]
-
-
-def _integer(raw: str | None, attr: str, default: int) -> int:
-    if raw is None:
-        return default
-    if not _INT.fullmatch(raw.strip()):
-        raise ValidationFailed(f"{attr} must be an integer", attr=attr)
-    return int(raw)
 
 
 def operation_out(operation: Operation) -> OperationOut:
@@ -46,15 +40,26 @@ def operation_out(operation: Operation) -> OperationOut:
     )
 
 
+@actions.action(
+    name="operations",
+    method="GET",
+    scopes=READ,
+    response_model=OperationPageOut,
+    summary="The organization's operations, newest first",
+    verb="list",
+    errors=(400,),
+)
 async def list_operations(
-    ctx: Context, session: ReadSession, limit: QueryStr = None, offset: QueryStr = None
+    ctx: Context, session: ReadSession, limit: IntQuery = None, offset: IntQuery = None
 ) -> OperationPageOut:
-    lim = _integer(limit, "limit", DEFAULT_LIMIT)
+    lim = parse_int(limit, "limit", DEFAULT_LIMIT)
     if lim < 1:
         raise ValidationFailed("limit must be at least 1", attr="limit")
     lim = min(lim, MAX_PAGE)
-    off = min(max(0, _integer(offset, "offset", 0)), MAX_OFFSET)
-    page = await OperationsService(session).page(ctx.organization_id, limit=lim, offset=off)
+    off = max(0, parse_int(offset, "offset", 0))
+    page = await OperationsService(session).page(
+        ctx.organization_id, limit=lim, offset=min(off, MAX_OFFSET)
+    )
     return OperationPageOut(
         results=[operation_out(o) for o in page.results],
         next=f"?limit={lim}&offset={off + lim}" if page.has_next else None,
@@ -62,6 +67,15 @@ async def list_operations(
     )
 
 
+@actions.action(
+    name="operations/{operation_id}",
+    method="GET",
+    scopes=READ,
+    response_model=OperationOut,
+    summary="One operation of the organization",
+    operation_name="operations",
+    verb="retrieve",
+)
 async def retrieve_operation(
     ctx: Context,
     session: ReadSession,
@@ -77,27 +91,4 @@ async def retrieve_operation(
     return operation_out(operation)
 
 
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="operations",
-        method="GET",
-        endpoint=list_operations,
-        scopes=READ,
-        response_model=OperationPageOut,
-        summary="The organization's operations, newest first",
-        verb="list",
-        errors=(400,),
-    ),
-    Action(
-        name="operations/{operation_id}",
-        method="GET",
-        endpoint=retrieve_operation,
-        scopes=READ,
-        response_model=OperationOut,
-        summary="One operation of the organization",
-        operation_name="operations",
-        verb="retrieve",
-    ),
-]
+ACTIONS = actions.actions

@@ -6,7 +6,6 @@ contract's and no input (non-integers, huge integers, unknown words) can reach t
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, TypeVar
 
@@ -15,8 +14,9 @@ from fastapi import Query
 from app.core.db import DbSession, ReadSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
+from app.pipeline.query import IntQuery, parse_int
 from app.schemas.pipelines import (
     ActivityPage,
     DashboardRef,
@@ -26,30 +26,18 @@ from app.schemas.pipelines import (
     SourceSchemas,
     TotalRowsStats,
 )
-from app.services.pipelines.activity import (
-    MAX_LIMIT,
-    ActivityKind,
-    ActivityQuery,
-    ActivityService,
-)
+from app.services.pipelines.activity import MAX_LIMIT, ActivityKind, ActivityQuery, ActivityService
 from app.services.pipelines.activity import Outcome as ActivityOutcome
 from app.services.pipelines.health import PipelineHealthService
 from app.services.pipelines.readiness import WarehouseReadinessService
 from app.services.pipelines.stats import ALLOWED_DAYS, PipelineStatsService
 
-_INT = re.compile(r"[+-]?[0-9]{1,18}")
-MAX_CUTOFF_DAYS = 3650
+actions = ActionSet()
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+READ_SOURCES = (Scope.WAREHOUSE_VIEW_READ, Scope.EXTERNAL_DATA_SOURCE_READ)
 
 E = TypeVar("E", ActivityKind, ActivityOutcome)
 QueryStr = Annotated[str | None, Query(max_length=100)]
-
-
-def parse_int(raw: str | None, attr: str, default: int) -> int:
-    if raw is None:
-        return default
-    if not _INT.fullmatch(raw.strip()):
-        raise ValidationFailed(f"{attr} must be an integer", attr=attr)
-    return int(raw)
 
 
 def parse_choice(raw: str | None, attr: str, enum: type[E], default: E) -> E:
@@ -75,10 +63,8 @@ def activity_query(
     if lim < 1:
         raise ValidationFailed("limit must be at least 1", attr="limit")
     cutoff = parse_int(cutoff_days, "cutoff_days", 30)
-    if not 1 <= cutoff <= MAX_CUTOFF_DAYS:
-        raise ValidationFailed(
-            f"cutoff_days must be between 1 and {MAX_CUTOFF_DAYS}", attr="cutoff_days"
-        )
+    if cutoff < 1:
+        raise ValidationFailed("cutoff_days must be at least 1", attr="cutoff_days")
     return ActivityQuery(
         limit=min(lim, MAX_LIMIT),
         offset=max(0, parse_int(offset, "offset", 0)),
@@ -93,12 +79,20 @@ def activity_query(
     )
 
 
+@actions.action(
+    name="running_activity",
+    method="GET",
+    scopes=READ,
+    response_model=ActivityPage,
+    summary="Import and model jobs still running, newest first",
+    errors=(400,),
+)
 async def running_activity(
     ctx: Context,
     session: ReadSession,
-    limit: QueryStr = None,
-    offset: QueryStr = None,
-    cutoff_days: QueryStr = None,
+    limit: IntQuery = None,
+    offset: IntQuery = None,
+    cutoff_days: IntQuery = None,
     kind: QueryStr = None,
 ) -> ActivityPage:
     query = activity_query(
@@ -107,12 +101,20 @@ async def running_activity(
     return await ActivityService(session).page(ctx.team.id, query)
 
 
+@actions.action(
+    name="completed_activity",
+    method="GET",
+    scopes=READ,
+    response_model=ActivityPage,
+    summary="Finished import and model jobs, newest first",
+    errors=(400,),
+)
 async def completed_activity(
     ctx: Context,
     session: ReadSession,
-    limit: QueryStr = None,
-    offset: QueryStr = None,
-    cutoff_days: QueryStr = None,
+    limit: IntQuery = None,
+    offset: IntQuery = None,
+    cutoff_days: IntQuery = None,
     kind: QueryStr = None,
     outcome: QueryStr = None,
 ) -> ActivityPage:
@@ -128,37 +130,77 @@ async def completed_activity(
 
 
 def parse_days(raw: str | None) -> int:
-    if raw is None:
-        return 7
-    if not _INT.fullmatch(raw.strip()):
-        raise ValidationFailed("Invalid days parameter", attr="days")
-    days = int(raw)
+    days = parse_int(raw, "days", 7, message="Invalid days parameter")
     if days not in ALLOWED_DAYS:
         raise ValidationFailed("Invalid days parameter. Must be 1, 7, or 30.", attr="days")
     return days
 
 
-async def job_stats(ctx: Context, session: ReadSession, days: QueryStr = None) -> JobStats:
+@actions.action(
+    name="job_stats",
+    method="GET",
+    scopes=READ,
+    response_model=JobStats,
+    summary="Job counts over the last 1, 7 or 30 days, bucketed in the environment's zone",
+    errors=(400,),
+)
+async def job_stats(ctx: Context, session: ReadSession, days: IntQuery = None) -> JobStats:
     return await PipelineStatsService(session).job_stats(ctx.team, parse_days(days))
 
 
+@actions.action(
+    name="data_health_issues",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=HealthIssues,
+    summary="Failing views, syncs, sources, destinations and transformations",
+)
 async def data_health_issues(ctx: Context, session: ReadSession) -> HealthIssues:
     return await PipelineHealthService(session).issues(ctx.team.id)
 
 
+@actions.action(
+    name="data_ops_dashboard",
+    method="GET",
+    scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
+    response_model=DashboardRef,
+    summary="The environment's Data ops overview dashboard (created on first call)",
+)
 async def data_ops_dashboard(ctx: Context, session: DbSession) -> DashboardRef:
     dashboard_id = await PipelineHealthService(session).data_ops_dashboard(ctx.team.id)
     return DashboardRef(dashboard_id=dashboard_id)
 
 
+@actions.action(
+    name="total_rows_stats",
+    method="GET",
+    scopes=READ,
+    response_model=TotalRowsStats,
+    summary="Rows synced in the billing period: tracked, pending and by source",
+)
 async def total_rows_stats(ctx: Context, session: ReadSession) -> TotalRowsStats:
     return await PipelineStatsService(session).total_rows(ctx.team, ctx.organization_id)
 
 
+@actions.action(
+    name="managed-warehouse-data-status",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=DataStatus,
+    summary="Readiness of events, persons and imported sources in the warehouse",
+)
 async def managed_warehouse_data_status(ctx: Context, session: ReadSession) -> DataStatus:
     return await WarehouseReadinessService(session).data_status(ctx.team.id)
 
 
+@actions.action(
+    name="managed-warehouse-source-schemas",
+    method="GET",
+    scopes=READ_SOURCES,
+    response_model=SourceSchemas,
+    summary="Readiness of each synced table of one source",
+    errors=(400,),
+)
 async def managed_warehouse_source_schemas(
     ctx: Context, session: ReadSession, source_id: QueryStr = None
 ) -> SourceSchemas:
@@ -171,76 +213,4 @@ async def managed_warehouse_source_schemas(
     return await WarehouseReadinessService(session).source_schemas(ctx.team.id, parsed)
 
 
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-READ_SOURCES = (Scope.WAREHOUSE_VIEW_READ, Scope.EXTERNAL_DATA_SOURCE_READ)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="running_activity",
-        method="GET",
-        endpoint=running_activity,
-        scopes=READ,
-        response_model=ActivityPage,
-        summary="Import and model jobs still running, newest first",
-        errors=(400,),
-    ),
-    Action(
-        name="completed_activity",
-        method="GET",
-        endpoint=completed_activity,
-        scopes=READ,
-        response_model=ActivityPage,
-        summary="Finished import and model jobs, newest first",
-        errors=(400,),
-    ),
-    Action(
-        name="job_stats",
-        method="GET",
-        endpoint=job_stats,
-        scopes=READ,
-        response_model=JobStats,
-        summary="Job counts over the last 1, 7 or 30 days, bucketed in the environment's zone",
-        errors=(400,),
-    ),
-    Action(
-        name="data_health_issues",
-        method="GET",
-        endpoint=data_health_issues,
-        scopes=READ_SOURCES,
-        response_model=HealthIssues,
-        summary="Failing views, syncs, sources, destinations and transformations",
-    ),
-    Action(
-        name="data_ops_dashboard",
-        method="GET",
-        endpoint=data_ops_dashboard,
-        scopes=(Scope.WAREHOUSE_VIEW_WRITE,),
-        response_model=DashboardRef,
-        summary="The environment's Data ops overview dashboard (created on first call)",
-    ),
-    Action(
-        name="total_rows_stats",
-        method="GET",
-        endpoint=total_rows_stats,
-        scopes=READ,
-        response_model=TotalRowsStats,
-        summary="Rows synced in the billing period: tracked, pending and by source",
-    ),
-    Action(
-        name="managed-warehouse-data-status",
-        method="GET",
-        endpoint=managed_warehouse_data_status,
-        scopes=READ_SOURCES,
-        response_model=DataStatus,
-        summary="Readiness of events, persons and imported sources in the warehouse",
-    ),
-    Action(
-        name="managed-warehouse-source-schemas",
-        method="GET",
-        endpoint=managed_warehouse_source_schemas,
-        scopes=READ_SOURCES,
-        response_model=SourceSchemas,
-        summary="Readiness of each synced table of one source",
-        errors=(400,),
-    ),
-]
+ACTIONS = actions.actions

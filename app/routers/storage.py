@@ -11,7 +11,7 @@ from app.core.db import DbSession, ReadSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.models.storage import Snapshot
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.routers.warehouse import _service as warehouse_service
 from app.schemas.storage import (
@@ -23,6 +23,10 @@ from app.schemas.storage import (
 )
 from app.services.storage.snapshots import SnapshotService
 from app.services.warehouse.names import validate_warehouse_name
+
+WRITE = (Scope.WAREHOUSE_VIEW_WRITE,)
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+actions = ActionSet()
 
 
 def _snapshots(request: Request, session: DbSession | ReadSession) -> SnapshotService:
@@ -44,12 +48,29 @@ def snapshot_out(snapshot: Snapshot) -> SnapshotOut:
     )
 
 
+@actions.action(
+    name="snapshot",
+    method="POST",
+    scopes=WRITE,
+    response_model=SnapshotStartedOut,
+    summary="Take a snapshot (pg_dump) of the ready warehouse into the organization's bucket",
+    admin_verb="take a snapshot of",
+    status_code=202,
+    errors=(409,),
+)
 async def take_snapshot(ctx: Context, session: DbSession, request: Request) -> SnapshotStartedOut:
     snapshot = await _snapshots(request, session).take(ctx)
     assert snapshot.operation_id is not None
     return SnapshotStartedOut(snapshot_id=snapshot.id, operation_id=snapshot.operation_id)
 
 
+@actions.action(
+    name="snapshots",
+    method="GET",
+    scopes=READ,
+    response_model=SnapshotListOut,
+    summary="The organization's snapshots, newest first (until they expire)",
+)
 async def list_snapshots(ctx: Context, session: ReadSession, request: Request) -> SnapshotListOut:
     snapshots = await _snapshots(request, session).list(ctx)
     return SnapshotListOut(results=[snapshot_out(s) for s in snapshots])
@@ -64,6 +85,16 @@ def _snapshot_id(raw: str | None) -> uuid.UUID:
         raise ValidationFailed("snapshot_id must be a uuid", attr="snapshot_id") from None
 
 
+@actions.action(
+    name="restore",
+    method="POST",
+    scopes=WRITE,
+    response_model=RestoreOut,
+    summary="Restore a snapshot into a new warehouse (answers at once; poll status)",
+    admin_verb="restore",
+    status_code=202,
+    errors=(400, 409),
+)
 async def restore(
     ctx: Context,
     session: DbSession,
@@ -90,38 +121,4 @@ async def restore(
     )
 
 
-WRITE = (Scope.WAREHOUSE_VIEW_WRITE,)
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="snapshot",
-        method="POST",
-        endpoint=take_snapshot,
-        scopes=WRITE,
-        response_model=SnapshotStartedOut,
-        summary="Take a snapshot (pg_dump) of the ready warehouse into the organization's bucket",
-        admin_verb="take a snapshot of",
-        status_code=202,
-        errors=(409,),
-    ),
-    Action(
-        name="snapshots",
-        method="GET",
-        endpoint=list_snapshots,
-        scopes=READ,
-        response_model=SnapshotListOut,
-        summary="The organization's snapshots, newest first (until they expire)",
-    ),
-    Action(
-        name="restore",
-        method="POST",
-        endpoint=restore,
-        scopes=WRITE,
-        response_model=RestoreOut,
-        summary="Restore a snapshot into a new warehouse (answers at once; poll status)",
-        admin_verb="restore",
-        status_code=202,
-        errors=(400, 409),
-    ),
-]
+ACTIONS = actions.actions

@@ -10,7 +10,7 @@ from app.core.db import DbSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.models import WarehouseState
-from app.pipeline.actions import Action
+from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.schemas.storage import DeprovisionIn
 from app.schemas.warehouse import (
@@ -28,6 +28,10 @@ from app.services.warehouse.availability import database_name_availability
 from app.services.warehouse.lifecycle import WarehouseService
 from app.services.warehouse.names import validate_table_name, validate_warehouse_name
 
+actions = ActionSet()
+READ = (Scope.WAREHOUSE_VIEW_READ,)
+WRITE = (Scope.WAREHOUSE_VIEW_WRITE,)
+
 
 def _service(request: Request, session: DbSession) -> WarehouseService:
     state = request.app.state
@@ -40,6 +44,15 @@ def _service(request: Request, session: DbSession) -> WarehouseService:
     )
 
 
+@actions.action(
+    name="check-database-name",
+    method="GET",
+    scopes=READ,
+    response_model=NameAvailability,
+    summary="Check whether a warehouse name is valid and free",
+    exclude_none=True,
+    errors=(400,),
+)
 async def check_database_name(
     ctx: Context,
     session: DbSession,
@@ -58,6 +71,16 @@ async def check_database_name(
     return NameAvailability(name=result.name, available=result.available, reason=result.reason)
 
 
+@actions.action(
+    name="provision",
+    method="POST",
+    scopes=WRITE,
+    response_model=ProvisionOut,
+    summary="Provision the organization's managed warehouse (answers at once; poll status)",
+    admin_verb="provision",
+    status_code=202,
+    errors=(400, 409),
+)
 async def provision(
     ctx: Context,
     session: DbSession,
@@ -77,6 +100,14 @@ async def provision(
     )
 
 
+@actions.action(
+    name="warehouse_status",
+    method="GET",
+    scopes=READ,
+    response_model=WarehouseStatusOut,
+    summary="State of the organization's managed warehouse and how to connect to it",
+    prefetch=warehouse_reads.STATUS_PREFETCH,
+)
 async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
     wh = warehouse_reads.warehouse_status(ctx.prefetched)
     settings = request.app.state.settings
@@ -104,11 +135,33 @@ async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut
     )
 
 
+@actions.action(
+    name="reset-password",
+    method="POST",
+    scopes=WRITE,
+    response_model=PasswordOut,
+    summary="Rotate the warehouse's root password; the old one stops working at once",
+    admin_verb="reset the root password for",
+    errors=(409,),
+)
 async def reset_password(ctx: Context, session: DbSession, request: Request) -> PasswordOut:
     creds = await _service(request, session).reset_password(ctx)
     return PasswordOut(username=creds.username, password=creds.password)
 
 
+@actions.action(
+    name="deprovision",
+    method="POST",
+    scopes=WRITE,
+    response_model=DeprovisionOut,
+    summary=(
+        "Tear down the managed warehouse (a ready one after its final snapshot): database, "
+        "login role, storage and secret"
+    ),
+    admin_verb="deprovision",
+    status_code=202,
+    errors=(409,),
+)
 async def deprovision(
     ctx: Context,
     session: DbSession,
@@ -127,77 +180,18 @@ async def deprovision(
     return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)
 
 
+@actions.action(
+    name="delete-org",
+    method="DELETE",
+    scopes=WRITE,
+    response_model=OrgStatusOut,
+    summary="Delete the record of a deprovisioned warehouse, freeing its name",
+    admin_verb="delete the provisioning record for",
+    errors=(409,),
+)
 async def delete_org(ctx: Context, session: DbSession, request: Request) -> OrgStatusOut:
     org = await _service(request, session).delete_record(ctx)
     return OrgStatusOut(status="deleted", org=org)
 
 
-READ = (Scope.WAREHOUSE_VIEW_READ,)
-WRITE = (Scope.WAREHOUSE_VIEW_WRITE,)
-
-ACTIONS: list[Action] = [
-    Action(
-        name="check-database-name",
-        method="GET",
-        endpoint=check_database_name,
-        scopes=READ,
-        response_model=NameAvailability,
-        summary="Check whether a warehouse name is valid and free",
-        exclude_none=True,
-        errors=(400,),
-    ),
-    Action(
-        name="provision",
-        method="POST",
-        endpoint=provision,
-        scopes=WRITE,
-        response_model=ProvisionOut,
-        summary="Provision the organization's managed warehouse (answers at once; poll status)",
-        admin_verb="provision",
-        status_code=202,
-        errors=(400, 409),
-    ),
-    Action(
-        name="warehouse_status",
-        method="GET",
-        endpoint=warehouse_status,
-        scopes=READ,
-        response_model=WarehouseStatusOut,
-        summary="State of the organization's managed warehouse and how to connect to it",
-        prefetch=warehouse_reads.STATUS_PREFETCH,
-    ),
-    Action(
-        name="reset-password",
-        method="POST",
-        endpoint=reset_password,
-        scopes=WRITE,
-        response_model=PasswordOut,
-        summary="Rotate the warehouse's root password; the old one stops working at once",
-        admin_verb="reset the root password for",
-        errors=(409,),
-    ),
-    Action(
-        name="deprovision",
-        method="POST",
-        endpoint=deprovision,
-        scopes=WRITE,
-        response_model=DeprovisionOut,
-        summary=(
-            "Tear down the managed warehouse (a ready one after its final snapshot): database, "
-            "login role, storage and secret"
-        ),
-        admin_verb="deprovision",
-        status_code=202,
-        errors=(409,),
-    ),
-    Action(
-        name="delete-org",
-        method="DELETE",
-        endpoint=delete_org,
-        scopes=WRITE,
-        response_model=OrgStatusOut,
-        summary="Delete the record of a deprovisioned warehouse, freeing its name",
-        admin_verb="delete the provisioning record for",
-        errors=(409,),
-    ),
-]
+ACTIONS = actions.actions

@@ -6,12 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_ROWS_PER_BATCH = 1000
 

@@ -10,14 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BeforeValidator,
-    Field,
-    StrictBool,
-    StrictInt,
-    StringConstraints,
-)
+from pydantic import AwareDatetime, BeforeValidator, Field, StrictBool, StrictInt, StringConstraints
 
 from app.models.pipelines import (
     BackfillState,

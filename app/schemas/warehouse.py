@@ -9,6 +9,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 StateName = Literal["pending", "provisioning", "ready", "failed", "deleting", "deleted"]
+# `state` also reads `migrating` while a move between clusters runs (API.md §8); the
+# sub-states never do.
+WarehouseStateName = Literal[
+    "pending", "provisioning", "ready", "failed", "deleting", "deleted", "migrating"
+]
 
 
 class NameAvailability(BaseModel):
@@ -63,7 +68,7 @@ class WarehouseConnection(BaseModel):
 
 class WarehouseStatusOut(BaseModel):
     org_id: uuid.UUID
-    state: StateName
+    state: WarehouseStateName
     status_message: str
     s3_state: StateName
     metadata_store_state: StateName

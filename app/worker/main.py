@@ -24,7 +24,10 @@ from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box, build_warehouse_backend
 from app.pgcluster.safety import ClusterAuthGuard
 from app.s3 import S3Storage
+from app.services.events.delivery import WebhookSender, build_client
 from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.fleet.move_jobs import ADVANCE_MOVE
+from app.services.fleet.move_machine import MoveMachine
 from app.services.storage.maintenance import StorageMaintenance
 from app.services.storage.records import TAKE_SNAPSHOT
 from app.services.storage.runner import AdminDsnLookup, SnapshotRunner
@@ -32,6 +35,7 @@ from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
+from app.worker.moves import MOVE_JOB_TIMEOUT_SECONDS, MoveReconciler, advance_move
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
 
@@ -40,7 +44,7 @@ logger = logging.getLogger(__name__)
 # A step may stream a whole snapshot in or out: generous, since only a hung job reaches it.
 JOB_TIMEOUT_SECONDS = 3600
 # arq marks a job "in progress" for the longest job timeout + 10 s.
-IN_PROGRESS_TIMEOUT_SECONDS = JOB_TIMEOUT_SECONDS + 10
+IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS) + 10
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
@@ -92,16 +96,55 @@ async def _periodic_storage_check(maintenance: StorageMaintenance, interval: flo
 
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
-    return await reconciler.run_once()
+    moves: MoveReconciler = ctx["move_reconciler"]
+    return await reconciler.run_once() + await moves.run_once()
 
 
-async def _periodic_reconcile(reconciler: Reconciler, interval: float) -> None:
+async def _periodic_reconcile(
+    reconcilers: list[Reconciler | MoveReconciler], interval: float
+) -> None:
     while True:
-        try:
-            await reconciler.run_once()
-        except Exception as exc:
-            logger.warning("reconcile failed", extra={"error_class": type(exc).__name__})
+        for reconciler in reconcilers:
+            try:
+                await reconciler.run_once()
+            except Exception as exc:
+                logger.warning("reconcile failed", extra={"error_class": type(exc).__name__})
         await asyncio.sleep(interval)
+
+
+async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Settings) -> None:
+    """The webhook sender: a loop beside arq's, polling the outbox (app/services/events).
+
+    It stops with the worker's main task, even when arq's close never reaches `on_shutdown`.
+    """
+    # httpx logs every request's URL at INFO; a receiver's URL may carry a token, and each
+    # attempt's outcome is in the deliveries log anyway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    sender = WebhookSender(
+        sessionmaker,
+        build_client(),
+        secret_key=settings.secret_key.get_secret_value(),
+        retry_delays=settings.webhook_retry_delays,
+        lease_seconds=settings.webhook_lease_seconds,
+    )
+    task = asyncio.create_task(sender.run())
+    ctx["webhook_task"] = task
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        main_task.add_done_callback(lambda _main: _cancel_once(task))
+
+
+def _cancel_once(task: asyncio.Task[None]) -> None:
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
+async def _stop_webhooks(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.pop("webhook_task", None)
+    if task is not None:
+        _cancel_once(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -141,9 +184,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
     )
     ctx["reconciler"] = reconciler
+    ctx["move_machine"] = MoveMachine(engine=engine, sessionmaker=sessionmaker, settings=settings)
+    move_reconciler = MoveReconciler(
+        sessionmaker,
+        ctx["redis"],
+        queue_name=settings.queue_name,
+        in_progress_timeout_s=IN_PROGRESS_TIMEOUT_SECONDS,
+    )
+    ctx["move_reconciler"] = move_reconciler
+    await _start_webhooks(ctx, sessionmaker, settings)
     if ctx.get("burst"):
         ctx["reconcile_task"] = asyncio.create_task(
-            _periodic_reconcile(reconciler, settings.reconcile_interval_seconds)
+            _periodic_reconcile([reconciler, move_reconciler], settings.reconcile_interval_seconds)
         )
         ctx["storage_check_task"] = asyncio.create_task(
             _periodic_storage_check(maintenance, settings.storage_check_seconds)
@@ -151,6 +203,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    await _stop_webhooks(ctx)
     for name in ("reconcile_task", "storage_check_task"):
         task: asyncio.Task[None] | None = ctx.pop(name, None)
         if task is not None:
@@ -179,6 +232,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             keep_result=0,
             max_tries=UNLIMITED_TRIES,
             timeout=JOB_TIMEOUT_SECONDS,
+        ),
+        func(
+            advance_move,
+            name=ADVANCE_MOVE,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=MOVE_JOB_TIMEOUT_SECONDS,
         ),
         func(
             take_snapshot,

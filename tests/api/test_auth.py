@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from app.core.logging import RedactKeys
 from app.core.scopes import Scope
-from app.pipeline.router import all_actions
+from app.routers import all_actions
 from app.services.identity.keys import generate_key
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant

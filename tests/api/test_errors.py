@@ -17,13 +17,7 @@ from fastapi import FastAPI
 
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
-from tests.support.http import (
-    CRASH_MESSAGE,
-    ERROR_KEYS,
-    assert_error,
-    client_for,
-    extended_app,
-)
+from tests.support.http import CRASH_MESSAGE, ERROR_KEYS, assert_error, client_for, extended_app
 
 HUGE = "x" * 100_000
 HUGE_QUERY = "x" * 60_000  # httpx refuses query strings over 64 KiB

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from app.pipeline.router import all_actions
+from app.routers import all_actions
 from app.settings import Settings
 from tests.support.harness import Tenant, create_tenant, make_app
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from app.pipeline.router import all_actions
+from app.routers import all_actions
 
 VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 

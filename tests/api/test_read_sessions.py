@@ -7,7 +7,7 @@ from typing import get_type_hints
 from sqlalchemy import text
 
 from app.core.db import ReadSession, build_read_sessionmaker
-from app.pipeline.router import all_actions
+from app.routers import all_actions
 
 
 def test_only_get_actions_take_a_read_session():
@@ -25,7 +25,7 @@ def test_only_get_actions_take_a_read_session():
 
 
 async def test_a_read_session_sends_no_begin(app):
-    maker = build_read_sessionmaker(app.state.engine)
+    maker = build_read_sessionmaker(app.state.read_engine)
     async with maker() as session:
         first = (await session.execute(text("SELECT txid_current()"))).scalar_one()
         second = (await session.execute(text("SELECT txid_current()"))).scalar_one()

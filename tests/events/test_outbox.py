@@ -49,34 +49,46 @@ async def test_event_goes_to_subscribed_endpoints_in_the_callers_transaction(
     await _endpoint(session, ["warehouse.ready"], deleted=True)
     org = uuid.uuid4()
     await emit_event(session, "warehouse.ready", org_id=org, state="ready")
-    event = (await session.scalars(select(WebhookEvent))).one()
+    event = (
+        await session.scalars(
+            select(WebhookEvent).where(WebhookEvent.payload["data"]["org_id"].astext == str(org))
+        )
+    ).one()
     assert event.type == "warehouse.ready"
     assert event.id.startswith("msg_")
     assert event.payload["data"] == {"org_id": str(org), "state": "ready"}
     body = event_body(event.payload)
     assert body.startswith(b'{"type":"warehouse.ready","timestamp":"')
-    deliveries = (await session.scalars(select(WebhookDelivery))).all()
+    deliveries = (
+        await session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id))
+    ).all()
     assert [(d.endpoint_id, d.event_id, d.attempt, d.done) for d in deliveries] == [
         (ready, event.id, 0, False)
     ]
     # Nothing committed: a rollback takes the event with it.
+    event_id = event.id
     await session.rollback()
-    assert (await session.scalar(select(func.count()).select_from(WebhookEvent))) == 0
+    assert await session.get(WebhookEvent, event_id) is None
 
 
 async def test_cluster_drained_carries_the_cluster_only(session: AsyncSession) -> None:
     await session.execute(delete(WebhookEndpoint))
     await _endpoint(session, ["cluster.drained"])
+    before = await session.scalar(select(func.count()).select_from(WebhookEvent))
     await emit_event(session, "cluster.drained", org_id=None, cluster="eu-1")
-    event = (await session.scalars(select(WebhookEvent))).one()
+    event = (
+        await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "cluster.drained"))
+    ).one()
+    assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == before + 1
     assert event.payload["data"] == {"cluster": "eu-1"}
     await session.rollback()
 
 
 async def test_no_endpoint_no_event(session: AsyncSession) -> None:
     await session.execute(delete(WebhookEndpoint))
+    before = await session.scalar(select(func.count()).select_from(WebhookEvent))
     await emit_event(session, "warehouse.failed", org_id=uuid.uuid4(), state="failed")
-    assert (await session.scalar(select(func.count()).select_from(WebhookEvent))) == 0
+    assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == before
     await session.rollback()
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import httpx
 import pytest
 
 from app.devtools.embedded import PasswordCheckingCluster
+from app.settings import with_database
+from tests.support.harness import INTERNAL_HEADERS
 
 
 def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:
@@ -30,3 +36,186 @@ def second_cluster() -> Iterator[PasswordCheckingCluster]:
 @pytest.fixture(scope="session")
 def third_cluster() -> Iterator[PasswordCheckingCluster]:
     yield from _cluster("wh-cluster-c-")
+
+
+# -- a registered fleet -------------------------------------------------------------------
+
+
+DEFAULT = "default"
+B = "fleet-b"
+C = "fleet-c"
+
+
+class Fleet:
+    """The suite's cluster (`default`) plus `fleet-b` and `fleet-c`, registered through the API.
+
+    Tests choose which clusters take new warehouses with `only()`; at the end b and c are
+    paused again and `default` is active, so tests elsewhere keep provisioning on `default`.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        app: Any,
+        clusters: dict[str, PasswordCheckingCluster],
+    ) -> None:
+        self.client = client
+        self.app = app
+        self.clusters = clusters
+        self.api = True
+
+    async def register(self) -> None:
+        for name, cluster in self.clusters.items():
+            if name == DEFAULT:
+                continue
+            r = await self.client.post(
+                "/internal/clusters",
+                json={
+                    "name": name,
+                    "admin_url": cluster.admin_dsn,
+                    "public_host": "127.0.0.1",
+                    "public_port": cluster.port,
+                },
+                headers=INTERNAL_HEADERS,
+            )
+            if r.status_code in (404, 405):  # no registry API yet: write the rows
+                self.api = False
+                await self._insert(name, cluster)
+                continue
+            assert r.status_code in (200, 201), r.text
+
+    async def _insert(self, name: str, cluster: PasswordCheckingCluster) -> None:
+        from sqlalchemy.dialects.postgresql import insert
+
+        from app.models import WarehouseCluster
+        from app.services.fleet.bootstrap import admin_url_box
+
+        box = admin_url_box(self.app.state.settings)
+        async with self.app.state.sessionmaker() as session:
+            await session.execute(
+                insert(WarehouseCluster)
+                .values(
+                    name=name,
+                    admin_url_ciphertext=box.encrypt(cluster.admin_dsn.encode()),
+                    public_host="127.0.0.1",
+                    public_port=cluster.port,
+                    labels={},
+                )
+                .on_conflict_do_nothing()
+            )
+            await session.commit()
+
+    async def patch(self, name: str, **changes: Any) -> dict[str, Any]:
+        if self.api:
+            r = await self.client.patch(
+                f"/internal/clusters/{name}", json=changes, headers=INTERNAL_HEADERS
+            )
+            assert r.status_code == 200, r.text
+            body: dict[str, Any] = r.json()
+            return body
+        from sqlalchemy import update
+
+        from app.models import WarehouseCluster
+
+        async with self.app.state.sessionmaker() as session:
+            await session.execute(
+                update(WarehouseCluster).where(WarehouseCluster.name == name).values(**changes)
+            )
+            await session.commit()
+        return await self.get(name)
+
+    async def get(self, name: str) -> dict[str, Any]:
+        if self.api:
+            r = await self.client.get(f"/internal/clusters/{name}", headers=INTERNAL_HEADERS)
+            assert r.status_code == 200, r.text
+            body: dict[str, Any] = r.json()
+            return body
+        from sqlalchemy import func, select
+
+        from app.models import ManagedWarehouse, WarehouseCluster
+
+        async with self.app.state.sessionmaker() as session:
+            row = await session.get(WarehouseCluster, name)
+            assert row is not None
+            count = await session.scalar(
+                select(func.count())
+                .select_from(ManagedWarehouse)
+                .where(ManagedWarehouse.cluster == name, ManagedWarehouse.state != "deleted")
+            )
+            return {
+                "name": name,
+                "state": row.state,
+                "max_warehouses": row.max_warehouses,
+                "warehouses": int(count or 0),
+                "healthy": row.healthy,
+            }
+
+    async def only(self, *names: str) -> None:
+        """These clusters take new warehouses; the others are paused."""
+        for name in self.clusters:
+            state = (await self.get(name))["state"]
+            wanted = "active" if name in names else "paused"
+            if state in ("active", "paused", "drained") and state != wanted:
+                await self.patch(name, state=wanted)
+
+    async def restore(self) -> None:
+        for name in self.clusters:
+            wanted = "active" if name == DEFAULT else "paused"
+            await self.patch(name, state=wanted, max_warehouses=500)
+
+    async def where(self, org_id: str) -> dict[str, Any]:
+        r = await self.client.get(f"/internal/warehouses/{org_id}", headers=INTERNAL_HEADERS)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def admin(self, name: str, database: str = "postgres") -> Any:
+        return await asyncpg.connect(with_database(self.clusters[name].admin_dsn, database))
+
+    async def holds(self, name: str, database: str) -> tuple[bool, bool]:
+        conn = await self.admin(name)
+        try:
+            db = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+            role = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", database)
+            return bool(db), bool(role)
+        finally:
+            await conn.close()
+
+    async def login(self, name: str, database: str, password: str) -> Any:
+        return await asyncpg.connect(
+            host="127.0.0.1",
+            port=self.clusters[name].port,
+            user=database,
+            password=password,
+            database=database,
+            timeout=5,
+        )
+
+    async def drop_everywhere(self, database: str) -> None:
+        for name in self.clusters:
+            conn = await self.admin(name)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                await conn.execute(f'DROP ROLE IF EXISTS "{database}"')
+            finally:
+                await conn.close()
+
+
+@pytest.fixture
+async def fleet(
+    client: httpx.AsyncClient,
+    app: Any,
+    warehouse_cluster: PasswordCheckingCluster,
+    second_cluster: PasswordCheckingCluster,
+    third_cluster: PasswordCheckingCluster,
+) -> AsyncIterator[Fleet]:
+    helper = Fleet(client, app, {DEFAULT: warehouse_cluster, B: second_cluster, C: third_cluster})
+    await helper.register()
+    try:
+        yield helper
+    finally:
+        await helper.restore()
+
+
+def new_name(prefix: str = "mv") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -66,7 +66,7 @@ async def _make_warehouse(cluster: PasswordCheckingCluster, name: str, password:
 
 async def _cleanup(*clusters: PasswordCheckingCluster, name: str) -> None:
     for cluster in clusters:
-        await copy.drop_database_and_role(cluster.admin_dsn, name)
+        await copy.drop_warehouse(cluster.admin_dsn, name)
 
 
 async def test_copy_keeps_rows_owner_and_password(
@@ -123,8 +123,8 @@ async def test_copy_keeps_rows_owner_and_password(
     with pytest.raises(asyncpg.exceptions.InvalidPasswordError):
         await _login(second_cluster, name, "not-" + password)
 
-    await copy.drop_database_and_role(source, name)
-    await copy.drop_database_and_role(source, name)
+    await copy.drop_warehouse(source, name)
+    await copy.drop_warehouse(source, name)
     assert await copy.holds_name(source, name) == (False, False)
     assert await copy.holds_name(target, name) == (True, True)
     await _cleanup(second_cluster, name=name)

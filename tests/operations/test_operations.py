@@ -13,13 +13,7 @@ from fastapi import FastAPI
 from app.models import Operation, WarehouseTeamMembership
 from app.settings import Settings
 from tests.conftest import Tenant, create_tenant
-from tests.support.lifecycle import (
-    derive_settings,
-    new_name,
-    provision,
-    run_burst_worker,
-    status,
-)
+from tests.support.lifecycle import derive_settings, new_name, provision, run_burst_worker, status
 
 FIELDS = {"id", "action", "status", "org_id", "created_at", "updated_at", "finished_at", "error"}
 

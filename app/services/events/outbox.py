@@ -13,15 +13,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    any_,
-    insert,
-    literal,
-    select,
-)
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 EVENT_TYPES: tuple[str, ...] = (
     "warehouse.ready",
@@ -34,6 +27,21 @@ EVENT_TYPES: tuple[str, ...] = (
     "cluster.drained",
 )
 _DATA_KEYS = ("org_id", "operation_id", "state", "cluster", "snapshot_id")
+# One round trip: the event, and a delivery per live endpoint subscribed to its type; no
+# endpoint, no event.
+_WRITE = text(
+    """
+    WITH endpoints AS (
+        SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND :type = ANY(events)
+    ), event AS (
+        INSERT INTO webhook_events (id, type, payload)
+        SELECT :id, :type, CAST(:payload AS jsonb) WHERE EXISTS (SELECT 1 FROM endpoints)
+        RETURNING id
+    )
+    INSERT INTO webhook_deliveries (event_id, endpoint_id)
+    SELECT event.id, endpoints.id FROM event, endpoints
+    """
+)
 
 
 def new_event_id() -> str:
@@ -111,18 +119,6 @@ async def emit_event(
         cluster=cluster,
         snapshot_id=snapshot_id,
     )
-    endpoint_ids = (
-        await session.scalars(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.deleted_at.is_(None), literal(type) == any_(WebhookEndpoint.events)
-            )
-        )
-    ).all()
-    if not endpoint_ids:
-        return
-    event_id = new_event_id()
-    await session.execute(insert(WebhookEvent).values(id=event_id, type=type, payload=payload))
     await session.execute(
-        insert(WebhookDelivery),
-        [{"event_id": event_id, "endpoint_id": endpoint_id} for endpoint_id in endpoint_ids],
+        _WRITE, {"id": new_event_id(), "type": type, "payload": json.dumps(payload)}
     )

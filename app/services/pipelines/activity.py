@@ -19,6 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.schemas.pipelines import ActivityPage, ActivityRow
 
 MAX_LIMIT = 50
+# Past any table's row count and inside PostgreSQL's bigint: a larger offset is an empty page
+# without a query, and a longer cutoff reaches back no further than this many days.
+MAX_SQL_OFFSET = 2**62
+MAX_CUTOFF_DAYS = 700_000
 MODEL_TYPE = "Materialized view"
 
 
@@ -136,7 +140,7 @@ def activity_sql(query: ActivityQuery) -> str:
 def activity_params(team_id: int, query: ActivityQuery, now: datetime) -> dict[str, Any]:
     return {
         "team_id": team_id,
-        "since": now - timedelta(days=query.cutoff_days),
+        "since": now - timedelta(days=min(query.cutoff_days, MAX_CUTOFF_DAYS)),
         "window": query.offset + query.limit + 1,
         "page_size": query.limit + 1,
         "offset": query.offset,
@@ -170,11 +174,12 @@ class ActivityService:
 
     async def page(self, team_id: int, query: ActivityQuery) -> ActivityPage:
         now = datetime.now(UTC)
-        rows = (
-            await self.session.execute(
+        rows: list[Any] = []
+        if query.offset < MAX_SQL_OFFSET:
+            result = await self.session.execute(
                 text(activity_sql(query)), activity_params(team_id, query, now)
             )
-        ).all()
+            rows = list(result.all())
         has_next = len(rows) > query.limit
         results = [_row(r) for r in rows[: query.limit]]
         return ActivityPage(

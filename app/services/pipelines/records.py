@@ -12,14 +12,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import (
-    RowMapping,
-    Table,
-    and_,
-    func,
-    or_,
-    select,
-)
+from sqlalchemy import RowMapping, Table, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 

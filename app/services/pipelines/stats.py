@@ -13,14 +13,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from datetime import (
-    UTC,
-    date,
-    datetime,
-    time,
-    timedelta,
-    tzinfo,
-)
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,12 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.context import TeamRef
 from app.models import BillingRecord
 from app.models.pipelines import DAY_SECONDS, ROLLUP_SECONDS
-from app.schemas.pipelines import (
-    BucketStats,
-    JobGroupStats,
-    JobStats,
-    TotalRowsStats,
-)
+from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
 ALLOWED_DAYS = (1, 7, 30)
 
@@ -178,6 +166,23 @@ def stats_window(days: int, zone: tzinfo, now: datetime) -> StatsWindow:
     return StatsWindow(keys, start, end, start.isoformat(), hourly=False, first_day=first)
 
 
+def stats_statement(
+    team: TeamRef, days: int, now: datetime
+) -> tuple[StatsWindow, str, dict[str, object]]:
+    """The window of `job_stats` and the one statement that counts it (rollups when the
+    window is aligned to them, else the raw jobs)."""
+    zone = team_zone(team)
+    window = stats_window(days, zone, now)
+    if _aligned(window.start) and _aligned(window.end):
+        sql = _STATS_ROLLUP.format(bucket=_bucket_sql("bucket_start", window.hourly))
+    else:
+        sql = _STATS_RAW.format(bucket=_bucket_sql("created_at", window.hourly))
+    params: dict[str, object] = {"team_id": team.id, "start": window.start, "end": window.end}
+    if not window.hourly:
+        params |= {"tz": _zone_name(zone), "first_day": window.first_day}
+    return window, sql, params
+
+
 def _zone_name(zone: tzinfo) -> str:
     return getattr(zone, "key", "UTC")
 
@@ -193,15 +198,7 @@ class PipelineStatsService:
         self.session = session
 
     async def job_stats(self, team: TeamRef, days: int) -> JobStats:
-        zone = team_zone(team)
-        window = stats_window(days, zone, datetime.now(UTC))
-        if _aligned(window.start) and _aligned(window.end):
-            sql = _STATS_ROLLUP.format(bucket=_bucket_sql("bucket_start", window.hourly))
-        else:
-            sql = _STATS_RAW.format(bucket=_bucket_sql("created_at", window.hourly))
-        params: dict[str, object] = {"team_id": team.id, "start": window.start, "end": window.end}
-        if not window.hourly:
-            params |= {"tz": _zone_name(zone), "first_day": window.first_day}
+        window, sql, params = stats_statement(team, days, datetime.now(UTC))
         rows = (await self.session.execute(text(sql), params)).all()
 
         groups = {

@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.scram import scram_verifier
+from app.services.events.outbox import emit_event
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import SnapshotKind, forget_snapshots, new_snapshot
@@ -254,6 +255,13 @@ class WarehouseService:
         await self.backend.set_password(warehouse.login_role, scram_verifier(password))
         warehouse.password_ciphertext = self.secrets.encrypt(password)
         self._audit(ctx, warehouse, "rotate_password", S.READY, S.READY)
+        await emit_event(
+            self.session,
+            "warehouse.password_reset",
+            org_id=warehouse.organization_id,
+            state=S.READY,
+            cluster=warehouse.cluster,
+        )
         await self.session.flush()
         return Credentials(warehouse, warehouse.login_role, password)
 

@@ -28,25 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.passwords import SecretBox
-from app.models import (
-    ManagedWarehouse,
-    OperationAction,
-    WarehouseState,
-    WarehouseTeamMembership,
-)
+from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.safety import ClusterAuthGuard, TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
 from app.pgcluster.team_tables import TeamTables
+from app.services.events.outbox import emit_event
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage import steps as storage_steps
@@ -63,6 +54,8 @@ LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
+# States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
+WEBHOOK_STATES = frozenset({S.READY, S.FAILED, S.DELETED})
 
 SUB_STATE_OF = {
     "storage": "s3_state",
@@ -420,12 +413,15 @@ class WarehouseMachine:
         """Change the state, audit it, and settle the operation whose goal this reaches or
         abandons, all in the caller's transaction (API.md §7)."""
         operations = OperationsService(session)
+        finished = []
         if to_state == S.READY:
-            await operations.finish_running(wh.id, GOAL_READY)
+            finished = await operations.finish_running(wh.id, GOAL_READY)
         elif to_state == S.DELETED:
-            await operations.finish_running(wh.id, GOAL_DELETED)
+            finished = await operations.finish_running(wh.id, GOAL_DELETED)
         elif to_state == S.FAILED:
-            await operations.finish_running(wh.id, GOAL_READY + GOAL_DELETED, error=message)
+            finished = await operations.finish_running(
+                wh.id, GOAL_READY + GOAL_DELETED, error=message
+            )
         AuditService(session).record(
             organization_id=wh.organization_id,
             warehouse_id=wh.id,
@@ -435,6 +431,15 @@ class WarehouseMachine:
         )
         wh.state = to_state
         wh.status_message = message
+        if to_state in WEBHOOK_STATES:
+            await emit_event(
+                session,
+                f"warehouse.{to_state}",
+                org_id=wh.organization_id,
+                operation_id=finished[0].id if finished else None,
+                state=to_state,
+                cluster=wh.cluster,
+            )
 
 
 def now() -> datetime:

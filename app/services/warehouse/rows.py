@@ -17,12 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, ValidationFailed
-from app.models import (
-    ManagedWarehouse,
-    Team,
-    WarehouseState,
-    WarehouseTeamMembership,
-)
+from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.tenant_connection import tenant_database
 from app.schemas.membership import EventRow, PersonRow
 from app.services.warehouse.membership import WarehouseMembershipService, tables_of

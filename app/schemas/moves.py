@@ -1,0 +1,30 @@
+"""Bodies of the fleet's move and drain calls (API.md §8)."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: str = Field(
+        min_length=1, max_length=63, description="Name of the target cluster.", examples=["b"]
+    )
+
+
+class MoveOut(BaseModel):
+    operation_id: uuid.UUID
+
+
+class DrainOut(BaseModel):
+    operation_ids: list[uuid.UUID] = Field(description="One `move` operation per warehouse.")
+
+
+class WarehouseLocationOut(BaseModel):
+    org_id: uuid.UUID
+    database_name: str
+    state: str
+    cluster: str | None

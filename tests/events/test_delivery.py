@@ -1,0 +1,267 @@
+"""Webhook delivery by the worker to a real HTTP receiver on 127.0.0.1 (API.md §10).
+
+Signatures are checked here with hmac/base64 written for the test (not the app's signer), after
+checking that code against the Standard Webhooks published test vector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+
+import pytest
+
+from app.services.events.outbox import emit_event
+from tests.events.receiver import Receiver
+from tests.support.harness import INTERNAL_HEADERS, ROOT, create_tenant
+from tests.support.lifecycle import (
+    derive_settings,
+    new_name,
+    provision,
+    running_worker,
+    wait_for_state,
+    worker_env,
+)
+
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+DELIVERY_FIELDS = {
+    "event_id",
+    "type",
+    "attempt",
+    "status_code",
+    "error",
+    "delivered_at",
+    "next_attempt_at",
+}
+
+
+def expected_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def test_independent_signer_matches_the_published_vector():
+    assert (
+        expected_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            b'{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+
+
+def check_signed(received, secret: str = SECRET) -> dict:
+    h = received.headers
+    assert h["webhook-id"].startswith("msg_")
+    assert h["content-type"] == "application/json"
+    assert abs(int(h["webhook-timestamp"]) - time.time()) < 60
+    signatures = h["webhook-signature"].split(" ")
+    assert expected_signature(secret, h["webhook-id"], h["webhook-timestamp"], received.body) in (
+        signatures
+    )
+    body = json.loads(received.body)
+    assert set(body) == {"type", "timestamp", "data"}
+    datetime.fromisoformat(body["timestamp"])
+    return body
+
+
+async def register(client, url: str, **extra) -> str:
+    r = await client.post(
+        "/internal/webhooks", json={"url": url, "secret": SECRET, **extra}, headers=INTERNAL_HEADERS
+    )
+    assert r.status_code == 201, r.text
+    webhook_id: str = r.json()["id"]
+    return webhook_id
+
+
+async def deliveries(client, webhook_id: str) -> list[dict]:
+    r = await client.get(f"/internal/webhooks/{webhook_id}/deliveries", headers=INTERNAL_HEADERS)
+    assert r.status_code == 200, r.text
+    rows: list[dict] = r.json()["results"]
+    assert all(set(row) == DELIVERY_FIELDS for row in rows)
+    return rows
+
+
+async def wait_rows(client, webhook_id: str, count: int, within: float = 15) -> list[dict]:
+    deadline = time.monotonic() + within
+    while len(rows := await deliveries(client, webhook_id)) < count:
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.1)
+    return rows
+
+
+async def emit(sessionmaker, type_: str = "warehouse.failed", **data) -> None:
+    async with sessionmaker() as session, session.begin():
+        await emit_event(session, type_, org_id=data.pop("org_id", uuid.uuid4()), **data)
+
+
+async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with Receiver() as receiver, running_worker(settings):
+        webhook_id = await register(client, receiver.url)
+        tenant = await create_tenant(client)
+        r = await provision(client, tenant, new_name("hook"))
+        assert r.status_code == 202
+        passwords = [r.json()["password"]]
+        operations = [r.json()["operation_id"]]
+        await wait_for_state(client, tenant, {"ready"})
+        r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        passwords.append(r.json()["password"])
+        r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
+        assert r.status_code == 202
+        operations.append(r.json()["operation_id"])
+        await wait_for_state(client, tenant, {"deleted"})
+        received = await receiver.wait_for(3)
+        await asyncio.sleep(0.5)  # nothing else arrives
+
+    bodies = [check_signed(x) for x in received]
+    assert [b["type"] for b in bodies] == [
+        "warehouse.ready",
+        "warehouse.password_reset",
+        "warehouse.deleted",
+    ]
+    for body, state in zip(bodies, ["ready", "ready", "deleted"], strict=True):
+        assert body["data"]["org_id"] == tenant.org_id
+        assert body["data"]["state"] == state
+        assert set(body["data"]) <= {"org_id", "operation_id", "state", "cluster", "snapshot_id"}
+    # The operation the state change finished; a password reset is not an operation (§7).
+    assert [b["data"].get("operation_id") for b in bodies] == [operations[0], None, operations[1]]
+    ids = [x.headers["webhook-id"] for x in received]
+    assert len(set(ids)) == 3
+    for x in received:
+        assert all(p not in x.body.decode() for p in passwords)
+
+    rows = await deliveries(client, webhook_id)
+    assert [row["event_id"] for row in rows] == ids[::-1]  # newest first
+    assert [row["type"] for row in rows] == [b["type"] for b in bodies][::-1]
+    for row in rows:
+        assert row["attempt"] == 1
+        assert row["status_code"] == 200
+        assert row["error"] is None
+        assert row["next_attempt_at"] is None
+        assert datetime.fromisoformat(row["delivered_at"]).tzinfo is not None
+    r = await client.get(
+        f"/internal/webhooks/{webhook_id}/deliveries?limit=1", headers=INTERNAL_HEADERS
+    )
+    assert [row["event_id"] for row in r.json()["results"]] == [ids[-1]]
+    assert SECRET not in caplog.text
+    assert SECRET.removeprefix("whsec_") not in caplog.text
+
+
+async def test_retries_on_the_schedule_until_a_2xx(client, settings, sessionmaker):
+    fast = derive_settings(settings, webhook_retry_schedule="0.3,0.3,5")
+    answers = iter([500, 503])
+    async with Receiver(respond=lambda _r: next(answers, 204)) as receiver:
+        webhook_id = await register(client, receiver.url, events=["warehouse.failed"])
+        await emit(sessionmaker, "warehouse.ready")  # not subscribed: never sent
+        await emit(sessionmaker, "warehouse.failed", state="failed")
+        async with running_worker(fast):
+            received = await receiver.wait_for(3)
+            await asyncio.sleep(0.5)
+    assert len(received) == 3
+    assert len({x.headers["webhook-id"] for x in received}) == 1  # the same id on every retry
+    for x in received:
+        assert check_signed(x)["type"] == "warehouse.failed"
+    gaps = [b.at - a.at for a, b in itertools.pairwise(received)]
+    assert all(gap >= 0.25 for gap in gaps), gaps
+
+    rows = await deliveries(client, webhook_id)
+    assert [(r["attempt"], r["status_code"]) for r in rows] == [(3, 204), (2, 503), (1, 500)]
+    assert rows[0]["delivered_at"] is not None and rows[0]["next_attempt_at"] is None
+    for row in rows[1:]:
+        assert row["delivered_at"] is None
+        assert row["error"] and "50" in row["error"]
+        assert row["next_attempt_at"] is not None
+    assert {r["event_id"] for r in rows} == {received[0].headers["webhook-id"]}
+
+
+async def test_gives_up_when_the_schedule_ends(client, settings, sessionmaker):
+    fast = derive_settings(settings, webhook_retry_schedule="0.2,0.2")
+    async with Receiver(respond=lambda _r: 500) as receiver:
+        webhook_id = await register(client, receiver.url)
+        await emit(sessionmaker)
+        async with running_worker(fast):
+            await receiver.wait_for(3)
+            await asyncio.sleep(1.0)
+    assert len(receiver.received) == 3  # first attempt + one per delay, then no more
+    rows = await deliveries(client, webhook_id)
+    assert [r["attempt"] for r in rows] == [3, 2, 1]
+    assert rows[0]["next_attempt_at"] is None and rows[0]["delivered_at"] is None
+    assert all(r["next_attempt_at"] for r in rows[1:])
+
+
+async def test_unreachable_endpoint_is_logged_as_an_error(client, settings, sessionmaker):
+    receiver = await Receiver().start()
+    url = receiver.url
+    await receiver.stop()  # nothing listens there any more
+    fast = derive_settings(settings, webhook_retry_schedule="")
+    webhook_id = await register(client, url)
+    await emit(sessionmaker)
+    async with running_worker(fast):
+        rows = await wait_rows(client, webhook_id, 1)
+    assert len(rows) == 1
+    assert rows[0]["status_code"] is None
+    assert rows[0]["error"] == "Could not connect to the endpoint"
+    assert rows[0]["next_attempt_at"] is None
+
+
+async def test_deleted_endpoint_gets_nothing_more(client, settings, sessionmaker):
+    async with Receiver() as receiver:
+        webhook_id = await register(client, receiver.url)
+        await emit(sessionmaker)
+        r = await client.delete(f"/internal/webhooks/{webhook_id}", headers=INTERNAL_HEADERS)
+        assert r.status_code == 204
+        await emit(sessionmaker)
+        async with running_worker(settings):
+            await asyncio.sleep(1.0)
+    assert receiver.received == []
+
+
+@pytest.mark.fault
+async def test_a_worker_sigkilled_mid_delivery_loses_nothing(client, settings, sessionmaker):
+    leased = derive_settings(settings, webhook_lease_seconds=1.0)
+    async with Receiver(hang=True) as receiver:
+        webhook_id = await register(client, receiver.url)
+        await emit(sessionmaker, state="failed")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.worker",
+            cwd=str(ROOT),
+            env=worker_env(leased, LOG_LEVEL="DEBUG"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            first = (await receiver.wait_for(1, within=30))[0]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            _, stderr = await proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        assert SECRET not in stderr.decode()
+        assert await deliveries(client, webhook_id) == []  # that attempt never ended
+
+        receiver.hang = False
+        async with running_worker(leased):
+            again = (await receiver.wait_for(2, within=30))[1]
+    assert again.headers["webhook-id"] == first.headers["webhook-id"]
+    assert again.body == first.body
+    check_signed(again)
+    rows = await wait_rows(client, webhook_id, 1)
+    assert [(r["attempt"], r["status_code"]) for r in rows] == [(1, 200)]

@@ -1,0 +1,122 @@
+"""Draining a cluster of 10+ warehouses, one still provisioning and one failed (API.md §8)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from app.models import ManagedWarehouse, Operation
+from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
+from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
+from tests.support.lifecycle import run_burst_worker, status
+
+READY_COUNT = 10
+# Placement (the cluster registry's) puts the drained cluster's warehouses there first.
+pytest.importorskip("app.services.fleet.placement")
+
+
+async def drain(client: httpx.AsyncClient, name: str) -> httpx.Response:
+    return await client.post(f"/internal/clusters/{name}/drain", headers=INTERNAL_HEADERS)
+
+
+async def _provision(client: httpx.AsyncClient, tenant: Tenant, name: str) -> str:
+    r = await client.post(
+        tenant.env_url("provision"),
+        json={"database_name": name, "table_name": "main"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 202, r.text
+    password: str = r.json()["password"]
+    return password
+
+
+async def test_drain_empties_a_cluster(
+    client: httpx.AsyncClient, fleet: Fleet, settings: Any, app: Any, warehouses: Any
+) -> None:
+    await fleet.only(C)
+    ready: list[tuple[Tenant, str, str]] = []
+    for _ in range(READY_COUNT):
+        tenant = await create_tenant(client)
+        name = new_name("dr")
+        ready.append((tenant, name, await _provision(client, tenant, name)))
+    await run_burst_worker(settings, within=120)
+    for tenant, name, password in ready:
+        assert (await fleet.where(tenant.org_id))["cluster"] == C
+        conn = await fleet.login(C, name, password)
+        await conn.execute(
+            "INSERT INTO events_main VALUES (gen_random_uuid(), 'e', 'd', '{}', now())"
+        )
+        await conn.close()
+    # One still provisioning (no worker has run for it yet) ...
+    late = await create_tenant(client)
+    late_name = new_name("dr")
+    late_password = await _provision(client, late, late_name)
+    # ... and one failed, with leftovers on the cluster.
+    broken = await create_tenant(client)
+    broken_name = await warehouses.record(broken, state="failed")
+    async with app.state.sessionmaker() as session:
+        await session.execute(
+            update(ManagedWarehouse)
+            .where(ManagedWarehouse.organization_id == uuid.UUID(broken.org_id))
+            .values(cluster=C)
+        )
+        await session.commit()
+    conn = await fleet.admin(C)
+    await conn.execute(f'CREATE DATABASE "{broken_name}"')
+    await conn.close()
+
+    # Not enough room elsewhere: refused, nothing starts.
+    await fleet.only(DEFAULT, B)
+    default_count = (await fleet.get(DEFAULT))["warehouses"]
+    await fleet.patch(DEFAULT, max_warehouses=max(default_count, 1))
+    b_count = (await fleet.get(B))["warehouses"]
+    await fleet.patch(B, max_warehouses=b_count + 1)
+    r = await drain(client, C)
+    assert r.status_code == 409, r.text
+    assert (await fleet.get(C))["state"] == "paused"
+    await fleet.patch(DEFAULT, max_warehouses=500)
+    await fleet.patch(B, max_warehouses=500)
+
+    r = await drain(client, C)
+    assert r.status_code == 202, r.text
+    operation_ids = r.json()["operation_ids"]
+    assert len(operation_ids) == READY_COUNT + 2
+    assert (await fleet.get(C))["state"] == "draining"
+    assert (await drain(client, C)).status_code == 409
+    assert (await drain(client, "no-such-cluster")).status_code == 404
+
+    await run_burst_worker(settings, within=300)
+
+    cluster = await fleet.get(C)
+    assert cluster["state"] == "drained", cluster
+    assert cluster["warehouses"] == 0
+    for tenant, name, password in [*ready, (late, late_name, late_password)]:
+        body = await status(client, tenant)
+        assert body["state"] == "ready", body
+        where = (await fleet.where(tenant.org_id))["cluster"]
+        assert where in (DEFAULT, B)
+        assert body["connection"]["port"] == fleet.clusters[where].port
+        conn = await fleet.login(where, name, password)
+        await conn.close()
+        assert await fleet.holds(C, name) == (False, False)
+    assert (await status(client, broken))["state"] == "failed"
+    assert (await fleet.where(broken.org_id))["cluster"] in (DEFAULT, B)
+    assert await fleet.holds(C, broken_name) == (False, False)
+    async with app.state.sessionmaker() as session:
+        statuses = (
+            await session.scalars(
+                select(Operation.status).where(
+                    Operation.id.in_([uuid.UUID(i) for i in operation_ids])
+                )
+            )
+        ).all()
+    assert statuses == ["succeeded"] * len(operation_ids)
+    assert (await drain(client, C)).status_code == 409  # already drained
+
+    assert (await fleet.patch(C, state="active"))["state"] == "active"
+    for _tenant, name, _ in [*ready, (late, late_name, late_password)]:
+        await fleet.drop_everywhere(name)
