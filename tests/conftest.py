@@ -136,6 +136,7 @@ def settings(
         rate_limit_per_minute=0,
         provision_deadline_seconds=30,
         snapshot_deadline_seconds=30,
+        storage_check_seconds=1,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,
         _env_file=None,  # type: ignore[call-arg]

@@ -88,12 +88,6 @@ async def check_storage(ctx: dict[str, Any]) -> int:
     return report.expired + report.buckets_repaired + report.snapshots_lost
 
 
-async def _periodic_storage_check(maintenance: StorageMaintenance, interval: float) -> None:
-    while True:
-        await maintenance.run_once()  # logs and swallows its own failures
-        await asyncio.sleep(interval)
-
-
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     moves: MoveReconciler = ctx["move_reconciler"]
@@ -176,7 +170,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         transfer=transfer,
         admin_dsn_for=AdminDsnLookup(backend.admin_dsn),
     )
-    ctx["storage_check"] = maintenance = StorageMaintenance(sessionmaker, storage)
+    # A cron job of the long-running worker; a burst worker (a one-off drain) leaves it out.
+    ctx["storage_check"] = StorageMaintenance(sessionmaker, storage)
     reconciler = Reconciler(
         sessionmaker,
         ctx["redis"],
@@ -197,19 +192,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["reconcile_task"] = asyncio.create_task(
             _periodic_reconcile([reconciler, move_reconciler], settings.reconcile_interval_seconds)
         )
-        ctx["storage_check_task"] = asyncio.create_task(
-            _periodic_storage_check(maintenance, settings.storage_check_seconds)
-        )
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
     await _stop_webhooks(ctx)
-    for name in ("reconcile_task", "storage_check_task"):
-        task: asyncio.Task[None] | None = ctx.pop(name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    task: asyncio.Task[None] | None = ctx.pop("reconcile_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if "backend" in ctx:
         await ctx.pop("backend").close()
     if "storage" in ctx:

@@ -127,23 +127,30 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         assert r.status_code == 202
         operations.append(r.json()["operation_id"])
         await wait_for_state(client, tenant, {"deleted"})
-        received = await receiver.wait_for(3)
+        received = await receiver.wait_for(4)
         await asyncio.sleep(0.5)  # nothing else arrives
 
     bodies = [check_signed(x) for x in received]
     assert [b["type"] for b in bodies] == [
         "warehouse.ready",
         "warehouse.password_reset",
+        "snapshot.ready",  # the deprovision's final snapshot (API.md §9), before anything goes
         "warehouse.deleted",
     ]
-    for body, state in zip(bodies, ["ready", "ready", "deleted"], strict=True):
+    for body, state in zip(bodies, ["ready", "ready", None, "deleted"], strict=True):
         assert body["data"]["org_id"] == tenant.org_id
-        assert body["data"]["state"] == state
+        assert body["data"].get("state") == state
         assert set(body["data"]) <= {"org_id", "operation_id", "state", "cluster", "snapshot_id"}
+    assert "snapshot_id" in bodies[2]["data"]
     # The operation the state change finished; a password reset is not an operation (§7).
-    assert [b["data"].get("operation_id") for b in bodies] == [operations[0], None, operations[1]]
+    assert [b["data"].get("operation_id") for b in bodies] == [
+        operations[0],
+        None,
+        operations[1],
+        operations[1],
+    ]
     ids = [x.headers["webhook-id"] for x in received]
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 4
     for x in received:
         assert all(p not in x.body.decode() for p in passwords)
 
