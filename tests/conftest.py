@@ -126,20 +126,21 @@ def settings(
         database_url=database_url,
         redis_url=redis_url,
         queue_name=f"arq:warehouse:test:{RUN_ID}",
-        secret_key="test-secret-key-" + RUN_ID,  # type: ignore[arg-type]
-        internal_api_token=INTERNAL_TOKEN,  # type: ignore[arg-type]
+        secret_key="test-secret-key-" + RUN_ID,
+        internal_api_token=INTERNAL_TOKEN,
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
         # Each run its own buckets, even against a shared S3 server.
         s3_bucket_prefix=f"wh-test-{RUN_ID}",
         **s3_settings(s3_server),
         rate_limit_per_minute=0,
+        worker_metrics_port=0,  # parallel workers (and test runs) must not race for port 9101
         provision_deadline_seconds=30,
         snapshot_deadline_seconds=30,
         storage_check_seconds=1,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     asyncio.run(drop())
 

@@ -1,13 +1,17 @@
 """Connections to one organization's warehouse database as the cluster admin.
 
-Opened per use and always closed: a request that touches the warehouse (creating an
-environment's tables, appending rows, looking up property values) holds one connection for the
-duration of that work only. Statements and lock waits are bounded, so a busy warehouse makes a
+A request that touches the warehouse (creating an environment's tables, appending rows,
+looking up property values) holds one connection for the duration of that work only. Without a
+`TenantPools` the connection is opened and closed per use; with one (the API keeps one on its
+state), it comes from a small pool per warehouse database, so a steady stream of ingest
+batches does not pay a connection (and its password handshake) per batch. Pools idle for
+`IDLE_SECONDS` are closed. Statements and lock waits are bounded, so a busy warehouse makes a
 request fail fast instead of hanging.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +25,13 @@ from app.settings import Settings
 CONNECT_TIMEOUT_SECONDS = 5.0
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 5_000
+POOL_SIZE = 4
+IDLE_SECONDS = 120.0
+_SERVER_SETTINGS = {
+    "application_name": "warehouse-api",
+    "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+    "lock_timeout": str(LOCK_TIMEOUT_MS),
+}
 
 
 class WarehouseDatabaseMissing(Conflict):
@@ -29,18 +40,58 @@ class WarehouseDatabaseMissing(Conflict):
     default_detail = "The managed warehouse's database does not exist; it may be being deleted."
 
 
+class TenantPools:
+    """Small asyncpg pools, one per warehouse database DSN, opened on first use."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, tuple[asyncpg.Pool, float]] = {}
+
+    async def pool(self, dsn: str) -> asyncpg.Pool:
+        now = time.monotonic()
+        await self._close_idle(now)
+        entry = self._pools.get(dsn)
+        if entry is None:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                max_size=POOL_SIZE,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                max_inactive_connection_lifetime=IDLE_SECONDS,
+                server_settings=_SERVER_SETTINGS,
+            )
+        else:
+            pool = entry[0]
+        self._pools[dsn] = (pool, now)
+        return pool
+
+    async def _close_idle(self, now: float) -> None:
+        for dsn, (pool, used) in list(self._pools.items()):
+            if now - used > IDLE_SECONDS:
+                del self._pools[dsn]
+                await pool.close()
+
+    async def close(self) -> None:
+        pools, self._pools = self._pools, {}
+        for pool, _ in pools.values():
+            await pool.close()
+
+
 @asynccontextmanager
-async def tenant_database(settings: Settings, database_name: str) -> AsyncIterator[Any]:
+async def tenant_database(
+    settings: Settings, database_name: str, *, pools: TenantPools | None = None
+) -> AsyncIterator[Any]:
     """An asyncpg connection to `database_name` on the warehouse cluster, as its admin."""
+    dsn = database_dsn(settings.warehouse_admin_dsn, database_name)
+    if pools is not None:
+        try:
+            async with (await pools.pool(dsn)).acquire() as conn:
+                yield conn
+            return
+        except asyncpg.exceptions.InvalidCatalogNameError as exc:
+            raise WarehouseDatabaseMissing() from exc
     try:
         conn = await asyncpg.connect(
-            database_dsn(settings.warehouse_admin_dsn, database_name),
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings={
-                "application_name": "warehouse-api",
-                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
-                "lock_timeout": str(LOCK_TIMEOUT_MS),
-            },
+            dsn, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=_SERVER_SETTINGS
         )
     except asyncpg.exceptions.InvalidCatalogNameError as exc:
         raise WarehouseDatabaseMissing() from exc

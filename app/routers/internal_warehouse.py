@@ -34,6 +34,7 @@ async def append_warehouse_rows(
     session: DbSession,
     request: Request,
 ) -> WarehouseRowsOut:
-    service = WarehouseRowsService(session, request.app.state.settings)
+    state = request.app.state
+    service = WarehouseRowsService(session, state.settings, state.tenant_pools)
     inserted = await service.append(team_id, body.table, body.rows)
     return WarehouseRowsOut(inserted=inserted)

@@ -24,7 +24,7 @@ from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box, build_warehouse_backend
 from app.pgcluster.safety import ClusterAuthGuard
 from app.s3 import S3Storage
-from app.services.events.delivery import WebhookSender, build_client
+from app.services.events.delivery import Clients, WebhookSender
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
@@ -35,6 +35,7 @@ from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
+from app.worker.metrics import counted, serve
 from app.worker.moves import MOVE_JOB_TIMEOUT_SECONDS, MoveReconciler, advance_move
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
@@ -51,6 +52,7 @@ UNLIMITED_TRIES = 1_000_000
 CHECK_STORAGE = "check_storage"
 
 
+@counted(ADVANCE_WAREHOUSE)
 async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
     machine: WarehouseMachine = ctx["machine"]
     try:
@@ -67,6 +69,7 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     return outcome.result
 
 
+@counted(TAKE_SNAPSHOT)
 async def take_snapshot(ctx: dict[str, Any], snapshot_id: str) -> str:
     runner: SnapshotRunner = ctx["snapshots"]
     try:
@@ -82,12 +85,14 @@ async def take_snapshot(ctx: dict[str, Any], snapshot_id: str) -> str:
     return outcome.result
 
 
+@counted(CHECK_STORAGE)
 async def check_storage(ctx: dict[str, Any]) -> int:
     maintenance: StorageMaintenance = ctx["storage_check"]
     report = await maintenance.run_once()
     return report.expired + report.buckets_repaired + report.snapshots_lost
 
 
+@counted(RECONCILE_WAREHOUSES)
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     moves: MoveReconciler = ctx["move_reconciler"]
@@ -116,7 +121,7 @@ async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Sett
     logging.getLogger("httpx").setLevel(logging.WARNING)
     sender = WebhookSender(
         sessionmaker,
-        build_client(),
+        Clients(),
         secret_key=settings.secret_key.get_secret_value(),
         retry_delays=settings.webhook_retry_delays,
         lease_seconds=settings.webhook_lease_seconds,
@@ -154,12 +159,14 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["backend"] = backend
     ctx["storage"] = storage
+    admin_dsn_for = AdminDsnLookup(backend.admin_dsn, sessionmaker=sessionmaker, settings=settings)
     ctx["machine"] = WarehouseMachine(
         engine=engine,
         sessionmaker=sessionmaker,
         settings=settings,
         backend=backend,
         storage=transfer,
+        admin_dsn_for=admin_dsn_for,
         secrets=build_secret_box(settings),
         guard=guard,
     )
@@ -168,7 +175,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         sessionmaker=sessionmaker,
         settings=settings,
         transfer=transfer,
-        admin_dsn_for=AdminDsnLookup(backend.admin_dsn),
+        admin_dsn_for=admin_dsn_for,
     )
     # A cron job of the long-running worker; a burst worker (a one-off drain) leaves it out.
     ctx["storage_check"] = StorageMaintenance(sessionmaker, storage)
@@ -225,7 +232,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             timeout=JOB_TIMEOUT_SECONDS,
         ),
         func(
-            advance_move,
+            counted(ADVANCE_MOVE)(advance_move),
             name=ADVANCE_MOVE,
             keep_result=0,
             max_tries=UNLIMITED_TRIES,
@@ -281,10 +288,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker until it is stopped (or, with `burst`, until the queue is empty)."""
+    metrics_server = serve(settings.worker_metrics_host, settings.worker_metrics_port)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         build_worker(settings, burst=burst).run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         asyncio.set_event_loop(None)
         loop.close()

@@ -30,7 +30,7 @@ async def test_readyz_503_when_database_unreachable(settings: Settings):
         database_url=f"postgresql://postgres@127.0.0.1:{closed}/nowhere",
         redis_url=settings.redis_url,
         queue_name=settings.queue_name,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     app: FastAPI = create_app(broken)
     async with app.router.lifespan_context(app), client_for(app) as c:

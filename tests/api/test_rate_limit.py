@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, create_tenant, make_app
 
 
 @pytest.fixture
-async def limited_client(settings: Settings):
+async def limited_app(settings: Settings) -> AsyncIterator[FastAPI]:
     app = make_app(settings.model_copy(update={"rate_limit_per_minute": 3}))
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+        yield app
+
+
+@pytest.fixture
+async def limited_client(limited_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=limited_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 async def test_fourth_request_in_a_minute_is_throttled(limited_client):
@@ -35,13 +42,24 @@ async def test_fourth_request_in_a_minute_is_throttled(limited_client):
     assert 1 <= int(r.headers["Retry-After"]) <= 60
 
 
-async def test_limit_is_per_key(limited_client):
+async def test_limit_is_per_key(limited_app: FastAPI, limited_client: httpx.AsyncClient) -> None:
+    # A fixed clock: the whole test runs inside one window, however slow the machine.
+    limited_app.state.rate_limiter.clock = _Clock()
     tenant = await create_tenant(limited_client)
+    stranger = await create_tenant(limited_client)
     url = tenant.env_url("check-database-name") + "?name=acme"
-    for _ in range(4):
-        await limited_client.get(url, headers=tenant.headers)
-    other_key = await tenant.add_key(tenant.user_id, ["*"])
-    r = await limited_client.get(url, headers={"Authorization": f"Bearer {other_key}"})
+
+    async def statuses(headers: dict[str, str], n: int) -> list[int]:
+        return [(await limited_client.get(url, headers=headers)).status_code for _ in range(n)]
+
+    assert await statuses(tenant.headers, 4) == [200, 200, 200, 429]  # the first key is spent
+    # Another key of the same user, on the same environment, has its own budget ...
+    other = {"Authorization": f"Bearer {await tenant.add_key(tenant.user_id, ['*'])}"}
+    assert await statuses(other, 4) == [200, 200, 200, 429]
+    # ... which did not refill the first key's.
+    assert await statuses(tenant.headers, 1) == [429]
+    other_url = stranger.env_url("check-database-name") + "?name=acme"
+    r = await limited_client.get(other_url, headers=stranger.headers)
     assert r.status_code == 200
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import build_engine, build_sessionmaker
 from app.settings import Settings
+from tests.support.webhooks import forget_webhook_endpoints
+
+
+@pytest.fixture(autouse=True)
+async def _no_webhook_endpoint_left(settings: Settings) -> AsyncIterator[None]:
+    yield
+    await forget_webhook_endpoints(settings)
 
 
 @pytest.fixture
@@ -18,9 +24,4 @@ async def sessionmaker(settings: Settings) -> AsyncIterator[async_sessionmaker[A
     try:
         yield build_sessionmaker(engine)
     finally:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE webhook_endpoints SET deleted_at = now() WHERE deleted_at IS NULL")
-            )
-            await conn.execute(text("UPDATE webhook_deliveries SET done = true WHERE NOT done"))
         await engine.dispose()

@@ -75,6 +75,7 @@ async def test_cluster_drained_carries_the_cluster_only(session: AsyncSession) -
     await session.execute(delete(WebhookEndpoint))
     await _endpoint(session, ["cluster.drained"])
     before = await session.scalar(select(func.count()).select_from(WebhookEvent))
+    assert before is not None
     await emit_event(session, "cluster.drained", org_id=None, cluster="eu-1")
     event = (
         await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "cluster.drained"))

@@ -13,11 +13,6 @@ from tests.support.harness import INTERNAL_HEADERS
 ALL = list(EVENT_TYPES)
 
 
-@pytest.fixture(autouse=True)
-def _clean(sessionmaker):  # every endpoint made here is deleted afterwards
-    return sessionmaker
-
-
 def whsec(n: int) -> str:
     return "whsec_" + base64.b64encode(bytes(range(n))).decode()
 
@@ -142,3 +137,37 @@ async def test_deliveries_limit(client):
     for limit in ("0", "-1", "x", "1.5"):
         r = await client.get(url, params={"limit": limit}, headers=INTERNAL_HEADERS)
         assert r.status_code == 400 and r.json()["attr"] == "limit", limit
+
+
+async def test_wrong_method_names_every_allowed_one(client):
+    r = await client.put("/internal/webhooks", headers=INTERNAL_HEADERS)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    assert r.json()["code"] == "method_not_allowed"
+    r = await client.post(f"/internal/webhooks/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE"
+
+
+def test_retry_schedule_setting():
+    from app.settings import Settings
+
+    assert Settings(_env_file=None).webhook_retry_delays == (
+        5,
+        30,
+        120,
+        600,
+        1800,
+        3600,
+        7200,
+        14400,
+        28800,
+        43200,
+    )
+    assert Settings(_env_file=None, webhook_retry_schedule=" 1, 2.5 ").webhook_retry_delays == (
+        1.0,
+        2.5,
+    )
+    assert Settings(_env_file=None, webhook_retry_schedule="").webhook_retry_delays == ()
+    for bad in ("1,x", "-1", "nan", "inf"):
+        with pytest.raises(ValueError):
+            Settings(_env_file=None, webhook_retry_schedule=bad)

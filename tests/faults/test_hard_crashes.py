@@ -129,7 +129,7 @@ async def test_cluster_stopped_immediately_mid_provision_and_during_reset_passwo
 
         async def cluster_step_started() -> bool:
             body = await status(client, tenant)
-            return body["metadata_store_state"] != "pending" or body["state"] == "ready"
+            return bool(body["metadata_store_state"] != "pending" or body["state"] == "ready")
 
         deadline = asyncio.get_running_loop().time() + 30
         while not await cluster_step_started():

@@ -59,7 +59,10 @@ async def client(private: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _ready_everywhere(
-    client: httpx.AsyncClient, cluster: Cluster, tenants: list[Tenant], answers: list[str]
+    client: httpx.AsyncClient,
+    cluster: Cluster,
+    tenants: list[Tenant],
+    answers: list[tuple[str, str]],
 ) -> None:
     for tenant, (name, password) in zip(tenants, answers, strict=True):
         body = await wait_for_state(client, tenant, {"ready", "failed"}, within=60)

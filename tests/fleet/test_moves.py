@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from app.models import AuditLog
+from app.models import AuditLog, WebhookEvent
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
@@ -66,6 +66,12 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
     caplog.set_level(logging.DEBUG)
     tenant, name, password = await provision_on(client, fleet, settings, DEFAULT)
     await fleet.only(DEFAULT, B)
+    hook = await client.post(
+        "/internal/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["warehouse.migrated"]},
+        headers=INTERNAL_HEADERS,
+    )
+    assert hook.status_code == 201, hook.text
     r = await move(client, tenant.org_id, B)
     assert r.status_code == 202, r.text
     assert list(r.json()) == ["operation_id"]
@@ -112,6 +118,22 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
             )
         ).all()
     assert [tuple(t) for t in trail][-2:] == [("ready", "migrating"), ("migrating", "ready")]
+    async with app.state.sessionmaker() as session:
+        events = (
+            await session.scalars(
+                select(WebhookEvent).where(
+                    WebhookEvent.type == "warehouse.migrated",
+                    WebhookEvent.payload["data"]["org_id"].astext == tenant.org_id,
+                )
+            )
+        ).all()
+    assert [e.payload["data"] for e in events] == [
+        {"org_id": tenant.org_id, "operation_id": op_id, "state": "ready", "cluster": B}
+    ]
+    deleted = await client.delete(
+        f"/internal/webhooks/{hook.json()['id']}", headers=INTERNAL_HEADERS
+    )
+    assert deleted.status_code == 204
 
     # PENDING-REGISTRY: reset-password acts on the warehouse's own cluster.
     # r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
@@ -148,6 +170,14 @@ async def test_move_answers_404_before_409(
     assert r.status_code == 409 and "already" in r.json()["detail"], r.text
     await fleet.patch(C, state="paused")
     assert (await move(client, ready_tenant.org_id, C)).status_code == 409
+    await fleet.patch(C, state="active")
+    await fleet.set_healthy(C, False)  # as the worker's health check records it
+    try:
+        r = await move(client, ready_tenant.org_id, C)
+        assert r.status_code == 409 and "not healthy" in r.json()["detail"], r.text
+    finally:
+        await fleet.set_healthy(C, True)
+    await fleet.patch(C, state="paused")
     taken = await fleet.admin(B)
     try:
         await taken.execute(f'CREATE DATABASE "{name}"')
@@ -258,7 +288,7 @@ async def test_a_target_that_does_not_answer_is_503(
     finally:
         async with app.state.sessionmaker() as session:
             await session.execute(
-                WarehouseCluster.__table__.delete().where(WarehouseCluster.name == "fleet-gone")
+                delete(WarehouseCluster).where(WarehouseCluster.name == "fleet-gone")
             )
             await session.commit()
         await fleet.drop_everywhere(name)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from app.models import Operation, WarehouseTeamMembership
 from app.settings import Settings
-from tests.conftest import Tenant, create_tenant
+from tests.support.harness import Tenant, create_tenant
 from tests.support.lifecycle import derive_settings, new_name, provision, run_burst_worker, status
 
 FIELDS = {"id", "action", "status", "org_id", "created_at", "updated_at", "finished_at", "error"}
@@ -22,12 +23,12 @@ def running_detail(operation_id: str) -> re.Pattern[str]:
     return re.compile(rf".* \(operation {re.escape(operation_id)} is running\)$")
 
 
-async def get_operation(client: httpx.AsyncClient, tenant: Tenant, op_id: str) -> dict:
+async def get_operation(client: httpx.AsyncClient, tenant: Tenant, op_id: str) -> dict[str, Any]:
     r = await client.get(tenant.env_url(f"operations/{op_id}"), headers=tenant.headers)
     assert r.status_code == 200, r.text
     r2 = await client.get(tenant.project_url(f"operations/{op_id}"), headers=tenant.headers)
     assert r2.status_code == 200 and r2.json() == r.json()
-    body: dict = r.json()
+    body: dict[str, Any] = r.json()
     assert set(body) == FIELDS
     return body
 

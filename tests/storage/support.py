@@ -11,7 +11,7 @@ import httpx
 from aiobotocore.session import get_session
 
 from app.settings import Settings
-from tests.conftest import Tenant
+from tests.support.harness import Tenant
 from tests.support.lifecycle import (
     new_name,
     provision,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.models.storage import Snapshot
-from tests.conftest import Tenant
+from tests.support.harness import Tenant
 from tests.support.lifecycle import run_burst_worker
 from tests.support.warehouses import Warehouses
 

@@ -51,7 +51,7 @@ class PublicRoute:
 def public_routes(app: FastAPI | None = None) -> list[PublicRoute]:
     """Every `/api/` route the app serves, found by walking `app.routes` (so routes other
     branches add are covered without touching the tests)."""
-    app = app or create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = app or create_app(Settings(_env_file=None))
     actions = {a.name: a for a in all_actions()}
     found = []
     for route in _flat_routes(app):
@@ -73,9 +73,11 @@ class _Flat:
 def _flat_routes(app: FastAPI) -> list[_Flat]:
     """`app.routes` with included routers expanded (FastAPI >= 0.16x keeps them nested)."""
     try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: included routes are already flat
-        return [_Flat(r, r.path, set(r.methods)) for r in app.routes if isinstance(r, APIRoute)]
+        return [
+            _Flat(r, r.path, set(r.methods or ())) for r in app.routes if isinstance(r, APIRoute)
+        ]
     return [
         _Flat(rc.original_route, rc.path, set(rc.methods or ()))
         for rc in iter_route_contexts(app.routes)

@@ -29,7 +29,7 @@ def derive_settings(settings: Settings, **changes: Any) -> Settings:
     """A fresh Settings (no cached DSNs carried over) with some fields changed."""
     data = settings.model_dump()
     data.update(changes)
-    return Settings(**data, _env_file=None)  # type: ignore[call-arg]
+    return Settings(**data, _env_file=None)
 
 
 async def run_burst_worker(settings: Settings, within: float = 60) -> None:

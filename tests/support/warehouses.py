@@ -132,11 +132,12 @@ class Warehouses:
 
     async def membership(self, env_id: int) -> WarehouseTeamMembership | None:
         async with self.app.state.sessionmaker() as session:
-            return (
+            found: WarehouseTeamMembership | None = (
                 await session.execute(
                     select(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == env_id)
                 )
             ).scalar_one_or_none()
+            return found
 
     async def cleanup(self) -> None:
         # Rows written by `record()` have no real resources behind them: make them terminal so

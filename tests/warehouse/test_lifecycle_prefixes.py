@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -17,7 +18,7 @@ from tests.support.harness import INTERNAL_HEADERS, Tenant
 from tests.support.lifecycle import new_name, run_burst_worker, wait_for_state
 
 
-async def _login(settings, connection: dict, password: str) -> int:
+async def _login(settings, connection: dict[str, Any], password: str) -> int:
     conn = await asyncpg.connect(
         host=connection["host"],
         port=connection["port"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,8 @@ async def test_wrong_types_and_broken_json(client, tenant):
         headers=tenant.headers,
     )
     assert r.status_code == 400 and r.json()["attr"] == "database_name"
-    for body in ([], "acme", None, {"database_name": None}, {"database_name": ["acme"]}):
+    bodies: list[Any] = [[], "acme", None, {"database_name": None}, {"database_name": ["acme"]}]
+    for body in bodies:
         r = await client.post(tenant.env_url("provision"), json=body, headers=tenant.headers)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["type"] == "validation_error"

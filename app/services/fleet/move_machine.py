@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from app.services.fleet.move_steps import MoveContext, MoveRefused, act, remove_
 from app.services.operations.audit import AuditService
 from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 from app.settings import Settings
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,7 @@ class MoveMachine:
                     continue
                 step = move.step
                 ctx = await self._context(session, move, wh)
+            started = time.perf_counter()
             try:
                 if step != "switch":
                     failpoint("before", f"move-{step}")
@@ -143,6 +146,14 @@ class MoveMachine:
                 await self._record(session, move, wh, step, result)
             if step == "switch":
                 failpoint("after", "move-switch")
+            logger.info(
+                "move step done",
+                extra={
+                    "move_id": str(move_id),
+                    "step": step,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -349,6 +360,7 @@ class MoveMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)  # warehouse_state_transitions_total
 
 
 def _error_kind(exc: Exception) -> str:

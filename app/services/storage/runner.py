@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.models import ManagedWarehouse, Operation, WarehouseState
 from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
 from app.services.events.outbox import emit_event
+from app.services.fleet.move_support import UnknownCluster, admin_dsn
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import now
@@ -175,10 +176,25 @@ async def record_settled(session: AsyncSession, snap: Snapshot) -> None:
 
 
 class AdminDsnLookup:
-    """The admin DSN of a warehouse's cluster (one cluster today: the backend's)."""
+    """The admin DSN of a warehouse's cluster: the registered cluster's (API.md §8), else the
+    default backend's (a warehouse recorded before clusters were)."""
 
-    def __init__(self, default_dsn: str) -> None:
+    def __init__(
+        self,
+        default_dsn: str,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         self.default_dsn = default_dsn
+        self.sessionmaker = sessionmaker
+        self.settings = settings
 
     async def __call__(self, cluster: str | None) -> str:
-        return self.default_dsn
+        if cluster is None or self.sessionmaker is None or self.settings is None:
+            return self.default_dsn
+        async with self.sessionmaker() as session:
+            try:
+                return await admin_dsn(session, self.settings, cluster)
+            except UnknownCluster:
+                return self.default_dsn

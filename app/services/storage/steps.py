@@ -18,6 +18,7 @@ from app.s3 import Uploaded
 from app.services.storage.runner import record_settled
 from app.services.storage.transfer import SnapshotUnavailable, StorageTransfer
 
+STEPS = frozenset({"final-snapshot", "restore"})
 # Failures that no retry can mend: the warehouse gives up at once.
 HOPELESS = (DigestMismatch, SnapshotUnavailable)
 
@@ -42,6 +43,25 @@ async def final_snapshot_pending(session: AsyncSession, wh: ManagedWarehouse) ->
         wh.final_snapshot_id = None
         return False
     return True
+
+
+async def act(step: str, transfer: StorageTransfer, admin_dsn: str, snap: Any) -> Any:
+    """Run `final-snapshot` or `restore` for the machine's copy of the warehouse row."""
+    if step == "final-snapshot":
+        return await take_final(
+            transfer,
+            admin_dsn=admin_dsn,
+            organization_id=snap.organization_id,
+            snapshot_id=snap.final_snapshot_id,
+            database=snap.database_name,
+        )
+    return await restore(
+        transfer,
+        admin_dsn=admin_dsn,
+        snapshot_id=snap.restore_snapshot_id,
+        database=snap.database_name,
+        role=snap.login_role,
+    )
 
 
 async def take_final(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from app.services.operations.service import OperationsService
 from app.services.storage import steps as storage_steps
 from app.services.storage.transfer import StorageTransfer
 from app.settings import Settings
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class Snapshot:
     tables: tuple[tuple[int, str | None, str | None], ...] = field(default=())
     final_snapshot_id: uuid.UUID | None = None
     restore_snapshot_id: uuid.UUID | None = None
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class WarehouseMachine:
         settings: Settings,
         backend: WarehouseBackend,
         storage: StorageTransfer,
+        admin_dsn_for: Callable[[str | None], Awaitable[str]],
         secrets: SecretBox,
         guard: ClusterAuthGuard,
     ) -> None:
@@ -128,6 +132,7 @@ class WarehouseMachine:
         self.settings = settings
         self.backend = backend
         self.storage = storage
+        self.admin_dsn_for = admin_dsn_for
         self.secrets = secrets
         self.guard = guard
 
@@ -187,6 +192,7 @@ class WarehouseMachine:
                     tables=tables,
                     final_snapshot_id=wh.final_snapshot_id,
                     restore_snapshot_id=wh.restore_snapshot_id,
+                    cluster=wh.cluster,
                 )
             try:
                 if step in GUARDED_STEPS:
@@ -278,22 +284,8 @@ class WarehouseMachine:
         if step == "secret":
             self._password(snap)  # stored and readable with the configured key
             return None
-        if step == "restore":
-            return await storage_steps.restore(
-                self.storage,
-                admin_dsn=self._admin_dsn(snap),
-                snapshot_id=snap.restore_snapshot_id,
-                database=snap.database_name,
-                role=snap.login_role,
-            )
-        if step == "final-snapshot":
-            return await storage_steps.take_final(
-                self.storage,
-                admin_dsn=self._admin_dsn(snap),
-                organization_id=snap.organization_id,
-                snapshot_id=snap.final_snapshot_id,
-                database=snap.database_name,
-            )
+        if step in storage_steps.STEPS:
+            return await storage_steps.act(step, self.storage, await self._admin_dsn(snap), snap)
         if step == "tables":
             for _id, suffix, schema in snap.tables:
                 layout = TeamTables.for_layout(table_suffix=suffix, schema_name=schema)
@@ -313,8 +305,8 @@ class WarehouseMachine:
             return None
         raise ValueError(f"unknown step {step}")
 
-    def _admin_dsn(self, snap: Snapshot) -> str:
-        return str(self.backend.admin_dsn)  # type: ignore[attr-defined]
+    async def _admin_dsn(self, snap: Snapshot) -> str:
+        return await self.admin_dsn_for(snap.cluster)
 
     def _password(self, snap: Snapshot) -> str:
         if snap.password_ciphertext is None:
@@ -352,6 +344,9 @@ class WarehouseMachine:
             if await self._tables_to_create(session, wh):
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
+            if wh.deadline_at is not None:  # set at the first step: deadline - allowance
+                allowance = self.settings.provision_deadline_seconds
+                metrics.provisioned_in(allowance - (wh.deadline_at - wh.ready_at).total_seconds())
             wh.deadline_at = None
             await self._transition(session, wh, S.READY, "Ready")
 
@@ -429,6 +424,7 @@ class WarehouseMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)
         wh.state = to_state
         wh.status_message = message
         if to_state in WEBHOOK_STATES:
