@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import Body, Request
 
-from app.core.db import DbSession, ReadSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.models.storage import Snapshot
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
+from app.pipeline.sessions import DbSession, ReadSession
 from app.routers.warehouse import _service as warehouse_service
 from app.schemas.storage import (
     RestoreIn,
