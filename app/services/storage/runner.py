@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import text
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.models import ManagedWarehouse, Operation, WarehouseState
 from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
 from app.services.events.outbox import emit_event
-from app.services.fleet.move_support import UnknownCluster, admin_dsn
+from app.services.fleet.backends import admin_dsn_of
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import now
@@ -50,7 +50,7 @@ class SnapshotOutcome:
 class _Work:
     organization_id: uuid.UUID
     database_name: str
-    cluster: str | None
+    admin_dsn: str = field(repr=False)
 
 
 class SnapshotRunner:
@@ -61,13 +61,11 @@ class SnapshotRunner:
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
         transfer: StorageTransfer,
-        admin_dsn_for: AdminDsnLookup,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.transfer = transfer
-        self.admin_dsn_for = admin_dsn_for
 
     def backoff(self, attempt: int) -> float:
         base = float(self.settings.job_retry_base_seconds) * 2.0 ** min(max(attempt - 1, 0), 10)
@@ -102,11 +100,13 @@ class SnapshotRunner:
                 snap.deadline_at = now() + timedelta(
                     seconds=self.settings.snapshot_deadline_seconds
                 )
-            work = _Work(snap.organization_id, snap.database_name, warehouse.cluster)
+            # The warehouse's own cluster (API.md §8).
+            admin_dsn = await admin_dsn_of(session, self.settings, warehouse.cluster)
+            work = _Work(snap.organization_id, snap.database_name, admin_dsn)
         try:
             failpoint("before", "snapshot")
             uploaded = await self.transfer.take(
-                admin_dsn=await self.admin_dsn_for(work.cluster),
+                admin_dsn=work.admin_dsn,
                 organization_id=work.organization_id,
                 snapshot_id=snapshot_id,
                 database=work.database_name,
@@ -173,28 +173,3 @@ async def record_settled(session: AsyncSession, snap: Snapshot) -> None:
         snapshot_id=snap.id,
     )
     await session.flush()
-
-
-class AdminDsnLookup:
-    """The admin DSN of a warehouse's cluster: the registered cluster's (API.md §8), else the
-    default backend's (a warehouse recorded before clusters were)."""
-
-    def __init__(
-        self,
-        default_dsn: str,
-        *,
-        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
-        settings: Settings | None = None,
-    ) -> None:
-        self.default_dsn = default_dsn
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-
-    async def __call__(self, cluster: str | None) -> str:
-        if cluster is None or self.sessionmaker is None or self.settings is None:
-            return self.default_dsn
-        async with self.sessionmaker() as session:
-            try:
-                return await admin_dsn(session, self.settings, cluster)
-            except UnknownCluster:
-                return self.default_dsn

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.passwords import SecretBox
 from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
-from app.pgcluster.safety import ClusterAuthGuard, TrustAuthRefused
+from app.pgcluster.safety import TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
 from app.pgcluster.team_tables import TeamTables
 from app.services.events.outbox import emit_event
+from app.services.fleet.backends import ClusterBackends, admin_dsn_of
+from app.services.fleet.health import note_reachable
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage import steps as storage_steps
@@ -54,6 +55,10 @@ GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTOR
 GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
+# Steps that act on the warehouse's cluster: one that succeeds shows the cluster is up.
+CLUSTER_STEPS = frozenset(
+    {"cleanup", "database", "role", "tables", "probe", "drop-database", "drop-role"}
+)
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 # States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
@@ -121,20 +126,16 @@ class WarehouseMachine:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
-        backend: WarehouseBackend,
+        backends: ClusterBackends,
         storage: StorageTransfer,
-        admin_dsn_for: Callable[[str | None], Awaitable[str]],
         secrets: SecretBox,
-        guard: ClusterAuthGuard,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.storage = storage
-        self.admin_dsn_for = admin_dsn_for
         self.secrets = secrets
-        self.guard = guard
 
     def backoff(self, attempt: int) -> float:
         base = float(self.settings.job_retry_base_seconds) * 2.0 ** min(max(attempt - 1, 0), 10)
@@ -181,6 +182,8 @@ class WarehouseMachine:
                     setattr(wh, sub, S.PROVISIONING if wh.state == S.PROVISIONING else S.DELETING)
                 if wh.attempt == 0:
                     wh.status_message = LABELS[step]
+                # The warehouse's own cluster (API.md §8), read in this step's transaction.
+                admin_dsn = await admin_dsn_of(session, self.settings, wh.cluster)
                 snap = Snapshot(
                     id=wh.id,
                     organization_id=wh.organization_id,
@@ -195,10 +198,11 @@ class WarehouseMachine:
                     cluster=wh.cluster,
                 )
             try:
+                backend = self.backends.for_dsn(admin_dsn)
                 if step in GUARDED_STEPS:
-                    await self.guard.ensure_safe()
+                    await self.backends.guard(admin_dsn).ensure_safe()
                 failpoint("before", step)
-                result = await self._act(step, snap)
+                result = await self._act(step, snap, backend)
                 failpoint("after", step)
             except Exception as exc:
                 return await self._record_failure(warehouse_id, generation, step, exc)
@@ -264,8 +268,7 @@ class WarehouseMachine:
 
     # -- actions on the outside world -------------------------------------------------------
 
-    async def _act(self, step: str, snap: Snapshot) -> Any:
-        b = self.backend
+    async def _act(self, step: str, snap: Snapshot, b: WarehouseBackend) -> Any:
         if step == "cleanup":
             for name in snap.stale_names:
                 if name != snap.database_name:
@@ -285,7 +288,7 @@ class WarehouseMachine:
             self._password(snap)  # stored and readable with the configured key
             return None
         if step in storage_steps.STEPS:
-            return await storage_steps.act(step, self.storage, await self._admin_dsn(snap), snap)
+            return await storage_steps.act(step, self.storage, b.admin_dsn, snap)
         if step == "tables":
             for _id, suffix, schema in snap.tables:
                 layout = TeamTables.for_layout(table_suffix=suffix, schema_name=schema)
@@ -305,9 +308,6 @@ class WarehouseMachine:
             return None
         raise ValueError(f"unknown step {step}")
 
-    async def _admin_dsn(self, snap: Snapshot) -> str:
-        return await self.admin_dsn_for(snap.cluster)
-
     def _password(self, snap: Snapshot) -> str:
         if snap.password_ciphertext is None:
             raise LookupError("no stored password")
@@ -321,6 +321,8 @@ class WarehouseMachine:
         sub = SUB_STATE_OF.get(step)
         if sub is not None:
             setattr(wh, sub, S.READY if wh.state == S.PROVISIONING else S.DELETED)
+        if step in CLUSTER_STEPS:
+            await note_reachable(session, snap.cluster)
         wh.attempt = 0
         if step == "cleanup":
             wh.stale_names = [n for n in wh.stale_names if n not in snap.stale_names]
