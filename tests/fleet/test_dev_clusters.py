@@ -1,4 +1,4 @@
-"""`warehouse dev --clusters 2`: two password-checking clusters, both registered, across restarts."""
+"""`warehouse dev --clusters 2`: two password-checking clusters, registered, across restarts."""
 
 from __future__ import annotations
 
