@@ -25,7 +25,13 @@ from tests.support.lifecycle import (
 pytestmark = pytest.mark.fault
 
 PROVISION_STEPS = ["storage", "database", "role", "secret", "tables", "probe"]
-TEARDOWN_STEPS = ["drop-database", "drop-role", "remove-storage", "destroy-secret"]
+TEARDOWN_STEPS = [
+    "final-snapshot",
+    "drop-database",
+    "drop-role",
+    "remove-storage",
+    "destroy-secret",
+]
 SIGKILLED = -9
 
 
