@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     provision_deadline_seconds: float = Field(default=120.0, gt=0)
     job_retry_base_seconds: float = Field(default=0.5, gt=0)
     reconcile_interval_seconds: int = Field(default=30, ge=1)
+    # How often the worker probes every registered warehouse cluster (API.md §8).
+    cluster_check_seconds: int = Field(default=30, ge=1)
 
     # Webhooks (API.md §10): back-off between delivery attempts, in seconds, comma-separated;
     # an attempt a worker took but never finished (it died) is taken again after the lease.

@@ -91,6 +91,9 @@ async def main(orgs: int, workers: int) -> None:
             storage_root=str(tmp / "storage"),
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
+            # One API process takes all 300 requests at once: a pool to match.
+            db_pool_size=40,
+            db_max_overflow=20,
             log_level="WARNING",
             _env_file=None,
         )

@@ -21,6 +21,7 @@ from app.schemas.warehouse import (
     WarehouseConnection,
     WarehouseStatusOut,
 )
+from app.services.fleet.backends import ClusterBackends
 from app.services.warehouse import reads as warehouse_reads
 from app.services.warehouse.availability import database_name_availability
 from app.services.warehouse.lifecycle import WarehouseService
@@ -36,7 +37,7 @@ def _service(request: Request, session: DbSession) -> WarehouseService:
     return WarehouseService(
         session,
         settings=state.settings,
-        backend=state.warehouse_backend,
+        backends=state.cluster_backends,
         secrets=state.secret_box,
         queue=getattr(state, "queue", None),
     )
@@ -60,11 +61,13 @@ async def check_database_name(
     ] = None,
 ) -> NameAvailability:
     valid = validate_warehouse_name(name, attr="name")
+    backends: ClusterBackends = request.app.state.cluster_backends
+
+    async def on_any_cluster(candidate: str) -> bool:
+        return await backends.name_exists_anywhere(session, candidate)
+
     result = await database_name_availability(
-        session,
-        valid,
-        ctx.organization_id,
-        cluster_has_name=request.app.state.warehouse_backend.name_exists,
+        session, valid, ctx.organization_id, cluster_has_name=on_any_cluster
     )
     return NameAvailability(name=result.name, available=result.available, reason=result.reason)
 
@@ -77,7 +80,7 @@ async def check_database_name(
     summary="Provision the organization's managed warehouse (answers at once; poll status)",
     admin_verb="provision",
     status_code=202,
-    errors=(400, 409),
+    errors=(400, 409, 503),
 )
 async def provision(
     ctx: Context,
@@ -108,12 +111,12 @@ async def provision(
 )
 async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
     wh = warehouse_reads.warehouse_status(ctx.prefetched)
-    settings = request.app.state.settings
     connection = None
-    if wh.state == WarehouseState.READY:
+    if wh.state == WarehouseState.READY and wh.public_host and wh.public_port:
+        # The cluster the warehouse is on (API.md §8).
         connection = WarehouseConnection(
-            host=settings.warehouse_public_host,
-            port=settings.warehouse_public_port or request.app.state.warehouse_backend.port,
+            host=wh.public_host,
+            port=wh.public_port,
             database=wh.database_name,
             username=wh.login_role,
         )

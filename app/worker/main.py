@@ -21,10 +21,11 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.core.db import build_engine, build_sessionmaker
-from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
-from app.pgcluster.safety import ClusterAuthGuard
+from app.pgcluster import build_secret_box, build_storage
 from app.services.events.delivery import Clients, WebhookSender
+from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.fleet.health import check_clusters
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
@@ -43,6 +44,7 @@ IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS)
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
+CHECK_CLUSTERS = "check_warehouse_clusters"
 
 
 @counted(ADVANCE_WAREHOUSE)
@@ -67,6 +69,11 @@ async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     moves: MoveReconciler = ctx["move_reconciler"]
     return await reconciler.run_once() + await moves.run_once()
+
+
+async def check_warehouse_clusters(ctx: dict[str, Any]) -> int:
+    results = await check_clusters(ctx["sessionmaker"], ctx["settings"])
+    return sum(results.values())
 
 
 async def _periodic_reconcile(
@@ -121,19 +128,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
     sessionmaker = build_sessionmaker(engine)
     await bootstrap_default_cluster(sessionmaker, settings)
-    backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
-    guard = ClusterAuthGuard(backend, settings)
-    await guard.problem_at_startup()
+    backends = ClusterBackends(settings, pool_max_size=MAX_JOBS)
+    await backends.guard(settings.warehouse_admin_dsn).problem_at_startup()
     ctx["engine"] = engine
-    ctx["backend"] = backend
+    ctx["sessionmaker"] = sessionmaker
+    ctx["backends"] = backends
     ctx["machine"] = WarehouseMachine(
         engine=engine,
         sessionmaker=sessionmaker,
         settings=settings,
-        backend=backend,
+        backends=backends,
         storage=build_storage(settings),
         secrets=build_secret_box(settings),
-        guard=guard,
     )
     reconciler = Reconciler(
         sessionmaker,
@@ -164,8 +170,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if "backend" in ctx:
-        await ctx.pop("backend").close()
+    if "backends" in ctx:
+        await ctx.pop("backends").close()
     if "engine" in ctx:
         await ctx.pop("engine").dispose()
 
@@ -203,6 +209,16 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 timeout=JOB_TIMEOUT_SECONDS,
                 keep_result=0,
                 **_cron_schedule(settings.reconcile_interval_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                counted(CHECK_CLUSTERS)(check_warehouse_clusters),
+                name=CHECK_CLUSTERS,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.cluster_check_seconds),
             )
         )
     return ResilientWorker(

@@ -27,9 +27,10 @@ from app.models import (
     WarehouseState,
     WarehouseTeamMembership,
 )
-from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.scram import scram_verifier
 from app.services.events.outbox import emit_event
+from app.services.fleet.backends import ClusterBackends
+from app.services.fleet.placement import choose_cluster
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.warehouse.availability import database_name_availability
@@ -63,13 +64,13 @@ class WarehouseService:
         session: AsyncSession,
         *,
         settings: Settings,
-        backend: WarehouseBackend,
+        backends: ClusterBackends,
         secrets: SecretBox,
         queue: JobQueue | None,
     ) -> None:
         self.session = session
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.secrets = secrets
         self.queue = queue
         self.audit = AuditService(session)
@@ -112,13 +113,16 @@ class WarehouseService:
         reusing_stale = existing is not None and database_name in existing.stale_names
         if not reusing_stale:
             availability = await database_name_availability(
-                self.session, database_name, org_id, cluster_has_name=self.backend.name_exists
+                self.session, database_name, org_id, cluster_has_name=self._name_on_any_cluster
             )
             if not availability.available:
                 raise Conflict(
                     availability.reason or f"The name '{database_name}' is not available"
                 )
         await self._check_table_name(ctx, table_name)
+        # Last: a 503 when no cluster has room, with nothing recorded (API.md §8).
+        keep = existing.cluster if existing is not None and existing.state == S.FAILED else None
+        cluster = await choose_cluster(self.session, self.settings, keep=keep)
 
         password = generate_password()
         ciphertext = self.secrets.encrypt(password)
@@ -138,6 +142,7 @@ class WarehouseService:
             warehouse.generation += 1
         warehouse.database_name = database_name
         warehouse.login_role = database_name
+        warehouse.cluster = cluster
         warehouse.state = S.PENDING
         for sub in SUB_STATES:
             setattr(warehouse, sub, S.PENDING)
@@ -234,7 +239,8 @@ class WarehouseService:
         )
         password = generate_password()
         # The cluster first: the old password stops working before anyone sees the new one.
-        await self.backend.set_password(warehouse.login_role, scram_verifier(password))
+        backend = await self.backends.for_cluster(self.session, warehouse.cluster)
+        await backend.set_password(warehouse.login_role, scram_verifier(password))
         warehouse.password_ciphertext = self.secrets.encrypt(password)
         self._audit(ctx, warehouse, "rotate_password", S.READY, S.READY)
         await emit_event(
@@ -309,6 +315,9 @@ class WarehouseService:
         return ctx.organization_id
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _name_on_any_cluster(self, name: str) -> bool:
+        return await self.backends.name_exists_anywhere(self.session, name)
 
     def _audit(
         self,

@@ -29,11 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.passwords import SecretBox
 from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
-from app.pgcluster.safety import ClusterAuthGuard, TrustAuthRefused
+from app.pgcluster.safety import TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
 from app.pgcluster.team_tables import TeamTables
 from app.s3.local_directory import Storage
 from app.services.events.outbox import emit_event
+from app.services.fleet.backends import ClusterBackends, admin_dsn_of
+from app.services.fleet.health import note_reachable
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.settings import Settings
@@ -47,6 +49,10 @@ GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTOR
 GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
+# Steps that act on the warehouse's cluster: one that succeeds shows the cluster is up.
+CLUSTER_STEPS = frozenset(
+    {"cleanup", "database", "role", "tables", "probe", "drop-database", "drop-role"}
+)
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 # States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
@@ -93,6 +99,7 @@ class Snapshot:
     password_ciphertext: bytes | None
     stale_names: tuple[str, ...]
     tables: tuple[tuple[int, str | None, str | None], ...] = field(default=())
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,18 +115,16 @@ class WarehouseMachine:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
-        backend: WarehouseBackend,
+        backends: ClusterBackends,
         storage: Storage,
         secrets: SecretBox,
-        guard: ClusterAuthGuard,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.storage = storage
         self.secrets = secrets
-        self.guard = guard
 
     def backoff(self, attempt: int) -> float:
         base = float(self.settings.job_retry_base_seconds) * 2.0 ** min(max(attempt - 1, 0), 10)
@@ -164,6 +169,8 @@ class WarehouseMachine:
                     setattr(wh, sub, S.PROVISIONING if wh.state == S.PROVISIONING else S.DELETING)
                 if wh.attempt == 0:
                     wh.status_message = LABELS[step]
+                # The warehouse's own cluster (API.md §8), read in this step's transaction.
+                admin_dsn = await admin_dsn_of(session, self.settings, wh.cluster)
                 snap = Snapshot(
                     id=wh.id,
                     organization_id=wh.organization_id,
@@ -173,12 +180,14 @@ class WarehouseMachine:
                     password_ciphertext=wh.password_ciphertext,
                     stale_names=tuple(wh.stale_names),
                     tables=tables,
+                    cluster=wh.cluster,
                 )
             try:
+                backend = self.backends.for_dsn(admin_dsn)
                 if step in GUARDED_STEPS:
-                    await self.guard.ensure_safe()
+                    await self.backends.guard(admin_dsn).ensure_safe()
                 failpoint("before", step)
-                result = await self._act(step, snap)
+                result = await self._act(step, snap, backend)
                 failpoint("after", step)
             except Exception as exc:
                 return await self._record_failure(warehouse_id, generation, step, exc)
@@ -242,8 +251,7 @@ class WarehouseMachine:
 
     # -- actions on the outside world -------------------------------------------------------
 
-    async def _act(self, step: str, snap: Snapshot) -> Any:
-        b = self.backend
+    async def _act(self, step: str, snap: Snapshot, b: WarehouseBackend) -> Any:
         if step == "cleanup":
             for name in snap.stale_names:
                 if name != snap.database_name:
@@ -294,6 +302,8 @@ class WarehouseMachine:
         sub = SUB_STATE_OF.get(step)
         if sub is not None:
             setattr(wh, sub, S.READY if wh.state == S.PROVISIONING else S.DELETED)
+        if step in CLUSTER_STEPS:
+            await note_reachable(session, snap.cluster)
         wh.attempt = 0
         if step == "cleanup":
             wh.stale_names = [n for n in wh.stale_names if n not in snap.stale_names]
