@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     warehouse_public_host: str = "127.0.0.1"
     warehouse_public_port: int | None = None
     warehouse_allow_trust_auth: bool = False
-    storage_root: str = ".data/storage"
 
     # Storage speaks the S3 API (API.md §9). No endpoint = AWS S3 itself, or, under `warehouse
     # dev` and the tests, a local S3-compatible server (app/devtools/s3server.py). No keys =

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Body, Query, Request
 
+from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.models import WarehouseState
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.sessions import DbSession
+from app.schemas.storage import DeprovisionIn
 from app.schemas.warehouse import (
     DeprovisionOut,
     NameAvailability,
@@ -155,13 +157,27 @@ async def reset_password(ctx: Context, session: DbSession, request: Request) -> 
     method="POST",
     scopes=WRITE,
     response_model=DeprovisionOut,
-    summary="Tear down the managed warehouse: database, login role, storage and secret",
+    summary=(
+        "Tear down the managed warehouse (a ready one after its final snapshot): database, "
+        "login role, storage and secret"
+    ),
     admin_verb="deprovision",
     status_code=202,
     errors=(409,),
 )
-async def deprovision(ctx: Context, session: DbSession, request: Request) -> DeprovisionOut:
-    result = await _service(request, session).deprovision(ctx)
+async def deprovision(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[DeprovisionIn | None, Body()] = None,
+) -> DeprovisionOut:
+    if body is None and (await request.body()).strip():
+        raise ValidationFailed("The request body must be a JSON object")  # e.g. `null`
+    if body is not None and body.unknown_fields():
+        field = body.unknown_fields()[0][:100]
+        raise ValidationFailed(f"Unknown field '{field}'", attr=field)
+    skip = body is not None and body.skip_final_snapshot
+    result = await _service(request, session).deprovision(ctx, skip_final_snapshot=skip)
     deleted = result.warehouse.state == WarehouseState.DELETED
     status = "deleted" if deleted else "deprovisioning started"
     return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)

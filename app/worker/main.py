@@ -21,13 +21,18 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.core.db import build_engine, build_sessionmaker
-from app.pgcluster import build_secret_box, build_storage
+from app.pgcluster import build_secret_box
+from app.s3 import S3Storage
 from app.services.events.delivery import Clients, WebhookSender
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.health import check_clusters
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.records import TAKE_SNAPSHOT
+from app.services.storage.runner import SnapshotRunner
+from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
@@ -38,12 +43,14 @@ from app.worker.resilient import ResilientWorker
 
 logger = logging.getLogger(__name__)
 
-JOB_TIMEOUT_SECONDS = 120
-# arq marks a job "in progress" for the longest job timeout + 10 s (a move's, app/worker/moves.py).
+# A step may stream a whole snapshot in or out: generous, since only a hung job reaches it.
+JOB_TIMEOUT_SECONDS = 3600
+# arq marks a job "in progress" for the longest job timeout + 10 s.
 IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS) + 10
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
+CHECK_STORAGE = "check_storage"
 CHECK_CLUSTERS = "check_warehouse_clusters"
 
 
@@ -62,6 +69,29 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     if outcome.retry_in is not None:
         raise Retry(defer=outcome.retry_in)
     return outcome.result
+
+
+@counted(TAKE_SNAPSHOT)
+async def take_snapshot(ctx: dict[str, Any], snapshot_id: str) -> str:
+    runner: SnapshotRunner = ctx["snapshots"]
+    try:
+        outcome = await runner.run(uuid.UUID(snapshot_id))
+    except Exception as exc:
+        logger.warning(
+            "snapshot job interrupted",
+            extra={"snapshot_id": snapshot_id, "error_class": type(exc).__name__},
+        )
+        raise Retry(defer=runner.backoff(ctx.get("job_try", 1))) from exc
+    if outcome.retry_in is not None:
+        raise Retry(defer=outcome.retry_in)
+    return outcome.result
+
+
+@counted(CHECK_STORAGE)
+async def check_storage(ctx: dict[str, Any]) -> int:
+    maintenance: StorageMaintenance = ctx["storage_check"]
+    report = await maintenance.run_once()
+    return report.expired + report.buckets_repaired + report.snapshots_lost
 
 
 @counted(RECONCILE_WAREHOUSES)
@@ -133,14 +163,25 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["sessionmaker"] = sessionmaker
     ctx["backends"] = backends
+    storage = S3Storage.from_settings(settings)
+    transfer = StorageTransfer(storage, sessionmaker)
+    ctx["storage"] = storage
     ctx["machine"] = WarehouseMachine(
         engine=engine,
         sessionmaker=sessionmaker,
         settings=settings,
         backends=backends,
-        storage=build_storage(settings),
+        storage=transfer,
         secrets=build_secret_box(settings),
     )
+    ctx["snapshots"] = SnapshotRunner(
+        engine=engine,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        transfer=transfer,
+    )
+    # A cron job of the long-running worker; a burst worker (a one-off drain) leaves it out.
+    ctx["storage_check"] = StorageMaintenance(sessionmaker, storage)
     reconciler = Reconciler(
         sessionmaker,
         ctx["redis"],
@@ -172,6 +213,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
             await task
     if "backends" in ctx:
         await ctx.pop("backends").close()
+    if "storage" in ctx:
+        await ctx.pop("storage").close()
     if "engine" in ctx:
         await ctx.pop("engine").dispose()
 
@@ -198,6 +241,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             max_tries=UNLIMITED_TRIES,
             timeout=MOVE_JOB_TIMEOUT_SECONDS,
         ),
+        func(
+            take_snapshot,
+            name=TAKE_SNAPSHOT,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=JOB_TIMEOUT_SECONDS,
+        ),
     ]
     cron_jobs = []
     if not burst:
@@ -219,6 +269,16 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 timeout=JOB_TIMEOUT_SECONDS,
                 keep_result=0,
                 **_cron_schedule(settings.cluster_check_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                check_storage,
+                name=CHECK_STORAGE,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.storage_check_seconds),
             )
         )
     return ResilientWorker(

@@ -13,18 +13,25 @@ import pytest
 from tests.support.harness import create_tenant
 from tests.support.lifecycle import (
     Cluster,
+    bucket_objects,
     new_name,
+    only_snapshots_left,
     provision,
     run_burst_worker,
     run_subprocess_worker,
     status,
-    storage_dirs,
 )
 
 pytestmark = pytest.mark.fault
 
 PROVISION_STEPS = ["storage", "database", "role", "secret", "tables", "probe"]
-TEARDOWN_STEPS = ["drop-database", "drop-role", "remove-storage", "destroy-secret"]
+TEARDOWN_STEPS = [
+    "final-snapshot",
+    "drop-database",
+    "drop-role",
+    "remove-storage",
+    "destroy-secret",
+]
 SIGKILLED = -9
 
 
@@ -48,7 +55,7 @@ async def test_provisioning_survives_a_killed_worker(client, settings, cluster, 
     body = await status(client, tenant)
     assert body["state"] == "ready", body
     assert await cluster.count_like(name) == (1, 1)
-    assert len(storage_dirs(settings, tenant.org_id)) == 1
+    assert await bucket_objects(settings, tenant.org_id) == []
     conn = await cluster.login(name, name, r.json()["password"])
     assert await conn.fetchval("SELECT count(*) FROM events_main") == 0
     await conn.close()
@@ -72,7 +79,7 @@ async def test_teardown_survives_a_killed_worker(client, settings, cluster, step
     body = await status(client, tenant)
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
-    assert storage_dirs(settings, tenant.org_id) == []
+    assert await only_snapshots_left(settings, tenant.org_id)
 
 
 async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
@@ -90,4 +97,4 @@ async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
     body = await status(client, tenant)
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
-    assert storage_dirs(settings, tenant.org_id) == []
+    assert await only_snapshots_left(settings, tenant.org_id)
