@@ -168,6 +168,9 @@ def test_internal_api_with_internal_token(
         parameters={
             "team_id": fuzz_identity["environment_id"],
             "org_id": fuzz_identity["organization_id"],
+            # A cluster name nothing is registered under: PATCH/DELETE of the session's
+            # `default` cluster would change where every later test's warehouses go.
+            "name": "fuzz-no-such-cluster",
         },
     )
     _assert_clean(result)
