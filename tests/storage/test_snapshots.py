@@ -228,7 +228,7 @@ async def test_digest_mismatch_fails_the_restore(client, app, tenant, settings):
         )
         await session.commit()
     r = await client.post(
-        tenant.env_url("restore"), json={"snapshot_id": snap["id"]}, headers=tenant.headers
+        tenant.project_url("restore"), json={"snapshot_id": snap["id"]}, headers=tenant.headers
     )
     assert r.status_code == 202, r.text
     await run_burst_worker(settings)
