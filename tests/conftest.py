@@ -45,15 +45,17 @@ pytest_plugins = ["tests.support.warehouses"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    observed = status_recorder.OBSERVED | status_recorder.load_file(STATUS_FILE)
+    asserted = status_recorder.ASSERTED | status_recorder.load_file(STATUS_FILE)
     if os.path.exists(STATUS_FILE):
         os.unlink(STATUS_FILE)
     if os.environ.get("REQUIRE_DOCUMENTED_STATUSES") != "1" or exitstatus != 0:
         return
-    missing = sorted(status_recorder.documented(make_app(Settings(_env_file=None))) - observed)
+    missing = sorted(status_recorder.documented(make_app(Settings(_env_file=None))) - asserted)
     if missing:
         lines = "\n".join(f"  {op}: {status}" for op, status in missing)
-        print(f"\nDocumented responses that no test produced ({len(missing)}):\n{lines}")
+        print(
+            f"\nDocumented responses that no test asserted with expect() ({len(missing)}):\n{lines}"
+        )
         session.exitstatus = 1
 
 

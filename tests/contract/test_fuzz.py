@@ -39,7 +39,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "tests.support.status_recorder:recording_app",
+            "app.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",
