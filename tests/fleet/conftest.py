@@ -16,6 +16,7 @@ import pytest
 from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import with_database
 from tests.support.harness import INTERNAL_HEADERS
+from tests.support.status_recorder import expect
 
 
 def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:
@@ -110,7 +111,7 @@ class Fleet:
             r = await self.client.patch(
                 f"/internal/clusters/{name}", json=changes, headers=INTERNAL_HEADERS
             )
-            assert r.status_code == 200, r.text
+            expect(r, 200)
             body: dict[str, Any] = r.json()
             return body
         from sqlalchemy import update
@@ -127,7 +128,7 @@ class Fleet:
     async def get(self, name: str) -> dict[str, Any]:
         if self.api:
             r = await self.client.get(f"/internal/clusters/{name}", headers=INTERNAL_HEADERS)
-            assert r.status_code == 200, r.text
+            expect(r, 200)
             body: dict[str, Any] = r.json()
             return body
         from sqlalchemy import func, select
@@ -165,7 +166,7 @@ class Fleet:
 
     async def where(self, org_id: str) -> dict[str, Any]:
         r = await self.client.get(f"/internal/warehouses/{org_id}", headers=INTERNAL_HEADERS)
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         body: dict[str, Any] = r.json()
         return body
 

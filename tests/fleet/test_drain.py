@@ -13,6 +13,7 @@ from app.models import ManagedWarehouse, Operation
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
+from tests.support.status_recorder import expect
 
 READY_COUNT = 10
 # Placement (the cluster registry's) puts the drained cluster's warehouses there first.
@@ -29,7 +30,7 @@ async def _provision(client: httpx.AsyncClient, tenant: Tenant, name: str) -> st
         json={"database_name": name, "table_name": "main"},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     password: str = r.json()["password"]
     return password
 
@@ -76,18 +77,18 @@ async def test_drain_empties_a_cluster(
     b_count = (await fleet.get(B))["warehouses"]
     await fleet.patch(B, max_warehouses=b_count + 1)
     r = await drain(client, C)
-    assert r.status_code == 409, r.text
+    expect(r, 409)
     assert (await fleet.get(C))["state"] == "paused"
     await fleet.patch(DEFAULT, max_warehouses=500)
     await fleet.patch(B, max_warehouses=500)
 
     r = await drain(client, C)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     operation_ids = r.json()["operation_ids"]
     assert len(operation_ids) == READY_COUNT + 2
     assert (await fleet.get(C))["state"] == "draining"
-    assert (await drain(client, C)).status_code == 409
-    assert (await drain(client, "no-such-cluster")).status_code == 404
+    expect(await drain(client, C), 409)
+    expect(await drain(client, "no-such-cluster"), 404)
 
     await run_burst_worker(settings, within=300)
 

@@ -15,6 +15,7 @@ import pytest
 from tests.fleet.conftest import DEFAULT, B, Fleet
 from tests.fleet.test_moves import move, operation, provision_on
 from tests.support.lifecycle import run_burst_worker, run_subprocess_worker, status
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -30,7 +31,7 @@ async def test_a_move_survives_a_killed_worker(
     tenant, name, password = await provision_on(client, fleet, settings, DEFAULT, rows=120)
     await fleet.only(DEFAULT, B)
     r = await move(client, tenant.org_id, B)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
 
     assert await run_subprocess_worker(settings, failpoint=f"{when}:move-{step}") == SIGKILLED
     assert (await status(client, tenant))["state"] == "migrating"
