@@ -12,6 +12,10 @@ print one line on stderr and exit non-zero; no traceback.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -61,22 +65,52 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Number of worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn (run `warehouse migrate` first)."""
+    settings = load_settings()  # fail fast, with a clear message, on bad settings
+    # Before prometheus-client is imported anywhere: every worker process writes its figures
+    # to this directory and /metrics adds them up. Wiped now, so a restart starts from zero.
+    metrics_dir = _fresh_metrics_dir()
     import uvicorn
 
     from app.core.logging import logging_config
 
-    settings = load_settings()  # fail fast, with a clear message, on bad settings
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        # Our handler for every logger and every worker; it redacts keys in access lines.
-        log_config=logging_config(settings.log_level),
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-    )
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # Our handler for every logger and every worker, in LOG_FORMAT; it redacts secrets.
+            log_config=logging_config(settings.log_level, settings.effective_log_format),
+            log_level=settings.log_level.lower(),
+            # The app writes its own access line (request id, route template, team, key id).
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        if metrics_dir.created:
+            shutil.rmtree(metrics_dir.path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _MetricsDir:
+    path: str
+    created: bool
+
+
+def _fresh_metrics_dir() -> _MetricsDir:
+    """`PROMETHEUS_MULTIPROC_DIR` emptied, or a new temporary directory (removed at exit)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for entry in path.iterdir():
+            if entry.is_file() and entry.suffix == ".db":
+                entry.unlink()
+        return _MetricsDir(str(path), created=False)
+    created = tempfile.mkdtemp(prefix="warehouse-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    return _MetricsDir(created, created=True)
 
 
 @cli.command()
@@ -85,6 +119,9 @@ def worker(
 ) -> None:
     """Run the background worker (provisioning and teardown jobs)."""
     settings = load_settings()
+    from app.core.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.effective_log_format)
     # Imported here: the worker pulls in its own dependencies, which no other command needs.
     worker_main = importlib.import_module("app.worker.main")
     worker_main.run_worker(settings, burst=burst)

@@ -25,6 +25,8 @@ from app.pgcluster.safety import ClusterAuthGuard
 from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver
 from app.pipeline.errors import install_error_handlers
+from app.pipeline.metrics import HttpMetrics
+from app.pipeline.observability import ObservedApp
 from app.pipeline.ratelimit import RateLimiter
 from app.pipeline.router import build_data_warehouse_router
 from app.routers import (
@@ -34,6 +36,7 @@ from app.routers import (
     internal_pipelines,
     internal_warehouse,
     internal_webhooks,
+    metrics,
     moves,
 )
 from app.services.fleet.bootstrap import bootstrap_default_cluster
@@ -98,13 +101,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(
+    app = ObservedApp(
         title="warehouse-api",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.http_metrics = HttpMetrics()
     install_error_handlers(app)
 
     actions = all_actions()
@@ -124,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

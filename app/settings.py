@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(default=30.0, gt=0)
 
     log_level: str = "INFO"
+    # `json` or `text`; unset: json when ENVIRONMENT=production, else text (app/logging_setup.py).
+    log_format: Literal["json", "text"] | None = None
+    # Largest accepted body of an /internal/ request (public requests: 64 KiB, API.md §10).
+    max_internal_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # The worker's own Prometheus endpoint (no auth: a private port); port 0 turns it off.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _no_placeholders_outside_dev(self) -> Settings:
@@ -132,6 +139,12 @@ class Settings(BaseSettings):
     @property
     def webhook_retry_delays(self) -> tuple[float, ...]:
         return parse_retry_schedule(self.webhook_retry_schedule)
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def async_database_url(self) -> str:

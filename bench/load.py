@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.devtools.embedded import PasswordCheckingCluster, free_port  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
+from bench import observability  # noqa: E402
 
 SERVER_DSN = to_plain_dsn(
     os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -67,13 +68,16 @@ SAME_WORK_OF = {
 
 
 @contextlib.contextmanager
-def uvicorn(target: str, env: dict[str, str], *, factory: bool, workers: int = 2) -> Iterator[str]:
+def uvicorn(
+    target: str, env: dict[str, str], *, factory: bool, workers: int = 2, log: Path | None = None
+) -> Iterator[str]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     if factory:
         cmd.append("--factory")
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    sink = log.open("ab") if log is not None else None
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=sink)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -88,6 +92,8 @@ def uvicorn(target: str, env: dict[str, str], *, factory: bool, workers: int = 2
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        if sink is not None:
+            sink.close()
 
 
 def wrk(
@@ -254,6 +260,11 @@ def main() -> None:
         default="warehouse_status,running_activity,job_stats,healthz",
         help="comma-separated subset of the service targets",
     )
+    parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="also compare warehouse_status with the request pipeline on and off (bench/observability.py)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/load.py needs wrk: apt-get install wrk")
@@ -301,6 +312,16 @@ def main() -> None:
             }
             targets = {k: v for k, v in service.items() if k.split("_query")[0] in wanted}
             bare_env = {**env, "BARE_DATABASE_URL": database_url, "BARE_TEAM_ID": ids["env_id"]}
+            if args.observability:
+                path = f"/api/environments/{ids['env_id']}/data_warehouse/warehouse_status/"
+                for name, factory in observability.FACTORIES.items():
+                    prom = tmp / f"prom-{name}"
+                    prom.mkdir()
+                    obs_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+                    server = servers.enter_context(
+                        uvicorn(factory, obs_env, factory=True, log=tmp / f"{name}.log")
+                    )
+                    targets[name] = (server + path, keys, "header")
             for bare_name, app in BARES.items():
                 bare = servers.enter_context(uvicorn(app, bare_env, factory=False))
                 targets[bare_name] = (bare + "/", None, "header")
@@ -328,10 +349,12 @@ def main() -> None:
         cluster.stop("immediate")
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
-    _report(runs, levels)
+    _report(runs, levels, observability.report(runs, levels) if args.observability else {})
 
 
-def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
+def _report(
+    runs: dict[str, list[dict[str, float]]], levels: list[int], extra: dict[str, float]
+) -> None:
     """Medians over the repeats; a ratio is the median of the per-round ratios."""
     print(
         f"\n{'target (median of runs)':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
@@ -393,7 +416,7 @@ def _report(runs: dict[str, list[dict[str, float]]], levels: list[int]) -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"load-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+    path.write_text(json.dumps({"summary": summary, "runs": runs, **extra}, indent=2))
     print(f"results written to {path}")
 
 

@@ -145,6 +145,7 @@ def settings(
         s3_bucket_prefix=f"wh-test-{RUN_ID}",
         **s3_settings(s3_server),
         rate_limit_per_minute=0,
+        worker_metrics_port=0,  # parallel workers (and test runs) must not race for port 9101
         provision_deadline_seconds=30,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,

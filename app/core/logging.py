@@ -1,28 +1,84 @@
-"""Logging: one line per record, with the fields passed in `extra` appended as key=value.
+"""Logging: every record on one line, as `key=value` text or as one JSON object (API.md §10).
 
-Personal API keys may arrive in a query string (`?personal_api_key=phx_...`), which access logs
-print verbatim; the handler's `RedactKeys` filter masks anything shaped like a key first.
+`LOG_FORMAT=json|text` (default json when `ENVIRONMENT=production`, else text) picks the
+formatter; `logging_config` returns the `dictConfig` for it, which `warehouse serve` hands to
+uvicorn (so uvicorn's own loggers, in every worker process, write through it too) and the
+other processes apply with `configure_logging`.
+
+- Fields passed in `extra` are appended (text) or become keys (JSON); the request id of the
+  request being served is added to every record (`RequestIdFilter`).
+- Secrets never reach the output: anything shaped like a personal API key (`phx_...`) or a
+  webhook secret (`whsec_...`), and the password of any `scheme://user:password@host` DSN, is
+  masked in the formatted line, exception text included (`redact`). Keys may arrive in a
+  query string (`?personal_api_key=phx_...`), which is why this runs on every line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 import re
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from app.pipeline.request_id import RequestIdFilter
 
 # uvicorn adds `color_message` (the message again, with terminal colours) to its records.
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
-_KEY_SHAPE = re.compile(r"phx_[A-Za-z0-9]+")
+_KEY_SHAPE = re.compile(r"(phx|whsec)_[A-Za-z0-9+/=]+")
+_DSN_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@")
+
+
+def redact(line: str) -> str:
+    if "phx_" in line or "whsec_" in line:
+        line = _KEY_SHAPE.sub(r"\1_[redacted]", line)
+    if "://" in line:
+        line = _DSN_PASSWORD.sub(r"\1[redacted]@", line)
+    return line
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
 class KeyValueFormatter(logging.Formatter):
+    """The message, then the extras as key=value on the same line; a traceback below it."""
+
     def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-        if not extras:
-            return base
-        return base + " " + " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        extras = _extras(record)
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the extras, the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _extras(record).items():
+            out.setdefault(key, value)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return redact(json.dumps(out, default=str, ensure_ascii=False))
 
 
 class RedactKeys(logging.Filter):
@@ -31,30 +87,38 @@ class RedactKeys(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "phx_" in message:
-            record.msg = _KEY_SHAPE.sub("phx_[redacted]", message)
+            record.msg = _KEY_SHAPE.sub(r"\1_[redacted]", message)
             record.args = None
             record.__dict__.pop("color_message", None)
         return True
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """A `logging.config.dictConfig` dict: one redacting key=value handler on the root logger.
+def logging_config(
+    level: str = "INFO", log_format: Literal["json", "text"] = "text"
+) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict: one redacting handler on the root logger.
 
     uvicorn takes it as `log_config` and applies it in every worker process it spawns; its own
-    loggers (access log included) propagate to the root handler.
+    loggers propagate to the root handler.
     """
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if log_format == "json"
+        else {"()": KeyValueFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact_keys": {"()": RedactKeys}},
-        "formatters": {
-            "kv": {"()": KeyValueFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+        "filters": {
+            "redact_keys": {"()": RedactKeys},
+            "request_id": {"()": RequestIdFilter},
         },
+        "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
-                "formatter": "kv",
-                "filters": ["redact_keys"],
+                "formatter": "default",
+                "filters": ["request_id", "redact_keys"],
             }
         },
         "loggers": {
@@ -65,5 +129,6 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.config.dictConfig(logging_config(level))
+def configure_logging(level: str = "INFO", log_format: Literal["json", "text"] = "text") -> None:
+    logging.config.dictConfig(logging_config(level, log_format))
+    logging.captureWarnings(True)

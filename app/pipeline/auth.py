@@ -20,7 +20,9 @@ from app.core.context import Prefetch, Principal, RequestContext, TeamRef
 from app.core.db import ReadPool
 from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
 from app.core.scopes import first_missing_scope
+from app.pipeline.body_limits import raise_request_problem
 from app.pipeline.ratelimit import RateLimitStatus
+from app.pipeline.request_id import note_rate_limit
 from app.services.identity.keys import KEY_PREFIX, hash_key
 
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -119,6 +121,7 @@ async def admit(state: Any, row: asyncpg.Record) -> RateLimitStatus | None:
     an hour, that the key was used. The write is its own statement, so it persists even
     when the request later fails. Returns the key's budget (None when limiting is off)."""
     budget: RateLimitStatus | None = await state.rate_limiter.hit(row["id"])
+    note_rate_limit(budget)  # the X-RateLimit-* headers of the answer
     now = datetime.now(UTC)
     if row["last_used_at"] is None or row["last_used_at"] < now - LAST_USED_RESOLUTION:
         await state.read_pool.execute(_TOUCH_LAST_USED, row["id"], now)
@@ -244,6 +247,7 @@ async def require_internal_token(request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
         raise AuthenticationFailed("Invalid internal API token.")
     request.state.internal = True
+    raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
 
 
 InternalCaller = Depends(require_internal_token)

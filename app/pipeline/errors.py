@@ -9,7 +9,6 @@ and never echoes the exception.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import asyncpg
@@ -31,6 +30,7 @@ from app.core.errors import (
     is_connection_failure,
     validation_error_from_pydantic,
 )
+from app.pipeline.request_id import current_request_id, new_request_id
 
 logger = logging.getLogger("app.core.errors")
 
@@ -42,9 +42,11 @@ def error_response(
 
 
 def request_id(request: Request) -> str:
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    """The request's id, as the outer middleware accepted or generated it (one id per request,
+    the one in the X-Request-ID response header and on every log line)."""
+    rid = current_request_id()
+    if rid is None:  # an app without the request pipeline (not built by create_app)
+        rid = getattr(request.state, "request_id", None) or new_request_id()
         request.state.request_id = rid
     return str(rid)
 

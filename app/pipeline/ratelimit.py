@@ -123,7 +123,12 @@ class RateLimiter:
         if seen > self.per_minute:
             raise Throttled(
                 f"Request was throttled. Expected available in {reset} seconds.",
-                headers={"Retry-After": str(reset)},
+                headers={
+                    "Retry-After": str(reset),
+                    "X-RateLimit-Limit": str(self.per_minute),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(reset),
+                },
             )
         return RateLimitStatus(self.per_minute, max(0, self.per_minute - seen), reset)
 

@@ -33,6 +33,7 @@ from app.core.errors import APIError, ParseError
 from app.pipeline import idempotency
 from app.pipeline.actions import Action
 from app.pipeline.auth import TeamResolver
+from app.pipeline.body_limits import raise_request_problem
 from app.pipeline.errors import error_response
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
@@ -49,6 +50,7 @@ def _access_guard(
     async def guard(request: Request, **path: str) -> RequestContext:
         ctx = await resolve_team(request, **path)
         action.authorize(ctx)
+        raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
         if getattr(request.state, "malformed_body", False):
             raise ParseError()
         request.state.context = ctx

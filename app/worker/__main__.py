@@ -14,7 +14,7 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     args = parser.parse_args()
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     run_worker(settings, burst=args.burst)
 
 

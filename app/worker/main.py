@@ -30,6 +30,7 @@ from app.services.fleet.move_machine import MoveMachine
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
+from app.worker.metrics import counted, serve
 from app.worker.moves import MOVE_JOB_TIMEOUT_SECONDS, MoveReconciler, advance_move
 from app.worker.reconcile import Reconciler
 from app.worker.resilient import ResilientWorker
@@ -44,6 +45,7 @@ POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
 
 
+@counted(ADVANCE_WAREHOUSE)
 async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: int) -> str:
     machine: WarehouseMachine = ctx["machine"]
     try:
@@ -60,6 +62,7 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     return outcome.result
 
 
+@counted(RECONCILE_WAREHOUSES)
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     moves: MoveReconciler = ctx["move_reconciler"]
@@ -183,7 +186,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             timeout=JOB_TIMEOUT_SECONDS,
         ),
         func(
-            advance_move,
+            counted(ADVANCE_MOVE)(advance_move),
             name=ADVANCE_MOVE,
             keep_result=0,
             max_tries=UNLIMITED_TRIES,
@@ -222,10 +225,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Run the worker until it is stopped (or, with `burst`, until the queue is empty)."""
+    metrics_server = serve(settings.worker_metrics_host, settings.worker_metrics_port)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         build_worker(settings, burst=burst).run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         asyncio.set_event_loop(None)
         loop.close()

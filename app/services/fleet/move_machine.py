@@ -38,6 +38,7 @@ from app.services.fleet.move_steps import MoveContext, MoveRefused, act, remove_
 from app.services.operations.audit import AuditService
 from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 from app.settings import Settings
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -349,6 +350,7 @@ class MoveMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)  # warehouse_state_transitions_total
 
 
 def _error_kind(exc: Exception) -> str:

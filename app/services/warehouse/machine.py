@@ -37,6 +37,7 @@ from app.services.events.outbox import emit_event
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.settings import Settings
+from app.worker import metrics
 from app.worker.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
@@ -311,6 +312,9 @@ class WarehouseMachine:
             if await self._tables_to_create(session, wh):
                 return  # an environment joined meanwhile: create its tables, probe again
             wh.ready_at = now()
+            if wh.deadline_at is not None:  # set at the first step: deadline - allowance
+                allowance = self.settings.provision_deadline_seconds
+                metrics.provisioned_in(allowance - (wh.deadline_at - wh.ready_at).total_seconds())
             wh.deadline_at = None
             await self._transition(session, wh, S.READY, "Ready")
 
@@ -381,6 +385,7 @@ class WarehouseMachine:
             from_state=wh.state,
             to_state=to_state,
         )
+        metrics.transition(wh.state, to_state)
         wh.state = to_state
         wh.status_message = message
         if to_state in WEBHOOK_STATES:
