@@ -51,11 +51,21 @@ def dev(
             "records and a demo warehouse (re-running adds nothing twice).",
         ),
     ] = False,
+    clusters: Annotated[
+        int,
+        typer.Option(
+            "--clusters",
+            min=1,
+            max=9,
+            help="Password-checking warehouse clusters to start and register (the first is "
+            "`default`, then dev-2, dev-3, ...), to try moves and drains locally.",
+        ),
+    ] = 1,
 ) -> None:
     """Zero-setup dev: embedded PostgreSQL and Redis, migrations, a demo tenant, API + worker."""
     from app.devtools.dev import run_dev
 
-    run_dev(data_dir=data_dir.resolve(), host=host, port=port, demo=demo)
+    run_dev(data_dir=data_dir.resolve(), host=host, port=port, demo=demo, clusters=clusters)
 
 
 @cli.command()

@@ -9,11 +9,10 @@ transaction: it commits when the route returns and rolls back on any exception, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -94,6 +93,11 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
 
 
+def discard_after_commit(session: AsyncSession) -> None:
+    """Forget the hooks of a transaction that will not commit."""
+    session.info.pop(_AFTER_COMMIT_KEY, None)
+
+
 async def commit_and_run_hooks(session: AsyncSession) -> None:
     await session.commit()
     hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
@@ -101,37 +105,11 @@ async def commit_and_run_hooks(session: AsyncSession) -> None:
         await hook()
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with maker() as session:
-        try:
-            yield session
-        except BaseException:
-            session.info.pop(_AFTER_COMMIT_KEY, None)
-            await session.rollback()
-            raise
-        else:
-            await commit_and_run_hooks(session)
-
-
-DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
 def build_read_sessionmaker(read_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for GET actions that only read, on the autocommit read engine
     (`build_read_engine`): a read pays no BEGIN and no COMMIT round trip. Each statement sees
     its own snapshot."""
     return async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
-
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    async with maker() as session:
-        yield session
-
-
-# Only for endpoints that never write: nothing here commits.
-ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

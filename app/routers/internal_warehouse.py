@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
 from app.services.warehouse.rows import WarehouseRowsService
 

@@ -12,9 +12,9 @@ from fastapi import (
     Response,
 )
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody, ValidationFailed
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.webhooks import (
     DeliveryList,
     DeliveryOut,

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Body, Query, Request, Response
 
-from app.core.db import DbSession
 from app.core.scopes import Scope
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
+from app.pipeline.sessions import DbSession
 from app.schemas.membership import (
     BackfillEnabled,
     EnableBackfillIn,

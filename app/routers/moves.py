@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from app.core.db import DbSession
 from app.core.errors import ErrorBody, NotFound
 from app.pipeline.auth import InternalCaller
+from app.pipeline.sessions import DbSession
 from app.schemas.moves import DrainOut, MoveIn, MoveOut, WarehouseLocationOut
 from app.services.fleet.moves import MoveService
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Path
 
-from app.core.db import ReadSession
 from app.core.errors import NotFound, ValidationFailed
 from app.core.scopes import Scope
 from app.models import Operation
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.query import IntQuery, parse_int
+from app.pipeline.sessions import ReadSession
 from app.schemas.operations import OperationOut, OperationPageOut
 from app.services.operations.service import MAX_PAGE, OperationsService
 

@@ -11,12 +11,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import Query
 
-from app.core.db import DbSession, ReadSession
 from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.query import IntQuery, parse_int
+from app.pipeline.sessions import DbSession, ReadSession
 from app.schemas.pipelines import (
     ActivityPage,
     DashboardRef,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import Body, Query, Request
 
-from app.core.db import DbSession
 from app.core.scopes import Scope
 from app.models import WarehouseState
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
+from app.pipeline.sessions import DbSession
 from app.schemas.warehouse import (
     DeprovisionOut,
     NameAvailability,

@@ -23,7 +23,7 @@ from arq.worker import Function, Worker, func
 from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
 from app.pgcluster.safety import ClusterAuthGuard
-from app.services.events.delivery import WebhookSender, build_client
+from app.services.events.delivery import Clients, WebhookSender
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
@@ -91,7 +91,7 @@ async def _start_webhooks(ctx: dict[str, Any], sessionmaker: Any, settings: Sett
     logging.getLogger("httpx").setLevel(logging.WARNING)
     sender = WebhookSender(
         sessionmaker,
-        build_client(),
+        Clients(),
         secret_key=settings.secret_key.get_secret_value(),
         retry_delays=settings.webhook_retry_delays,
         lease_seconds=settings.webhook_lease_seconds,

@@ -6,7 +6,8 @@ from typing import get_type_hints
 
 from sqlalchemy import text
 
-from app.core.db import ReadSession, build_read_sessionmaker
+from app.core.db import build_read_sessionmaker
+from app.pipeline.sessions import ReadSession
 from app.routers import all_actions
 
 

@@ -151,6 +151,19 @@ class Fleet:
                 "healthy": row.healthy,
             }
 
+    async def set_healthy(self, name: str, healthy: bool) -> None:
+        from sqlalchemy import update
+
+        from app.models import WarehouseCluster
+
+        async with self.app.state.sessionmaker() as session:
+            await session.execute(
+                update(WarehouseCluster)
+                .where(WarehouseCluster.name == name)
+                .values(healthy=healthy)
+            )
+            await session.commit()
+
     async def only(self, *names: str) -> None:
         """These clusters take new warehouses; the others are paused."""
         for name in self.clusters:

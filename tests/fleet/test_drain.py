@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,14 +11,14 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import ManagedWarehouse, Operation
+from app.pgcluster import binaries
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
+from tests.fleet.test_moves import _target_major, move, operation, provision_on
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
 from tests.support.status_recorder import expect
 
 READY_COUNT = 10
-# Placement (the cluster registry's) puts the drained cluster's warehouses there first.
-pytest.importorskip("app.services.fleet.placement")
 
 
 async def drain(client: httpx.AsyncClient, name: str) -> httpx.Response:
@@ -38,6 +39,8 @@ async def _provision(client: httpx.AsyncClient, tenant: Tenant, name: str) -> st
 async def test_drain_empties_a_cluster(
     client: httpx.AsyncClient, fleet: Fleet, settings: Any, app: Any, warehouses: Any
 ) -> None:
+    # Placement (the cluster registry's) puts the drained cluster's warehouses there first.
+    pytest.importorskip("app.services.fleet.placement")
     await fleet.only(C)
     ready: list[tuple[Tenant, str, str]] = []
     for _ in range(READY_COUNT):
@@ -121,3 +124,45 @@ async def test_drain_empties_a_cluster(
     assert (await fleet.patch(C, state="active"))["state"] == "active"
     for _tenant, name, _ in [*ready, (late, late_name, late_password)]:
         await fleet.drop_everywhere(name)
+
+
+async def test_a_drain_whose_move_fails_leaves_the_cluster_paused(
+    client: httpx.AsyncClient,
+    fleet: Fleet,
+    settings: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant, name, password = await provision_on(client, fleet, settings, DEFAULT, rows=3)
+    await fleet.only(DEFAULT, C)
+    r = await move(client, tenant.org_id, C)
+    expect(r, 202)
+    await run_burst_worker(settings)
+    assert (await fleet.where(tenant.org_id))["cluster"] == C
+    await fleet.only(DEFAULT)
+    fake = tmp_path / "pg_restore"  # every copy fails
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then echo "pg_restore (PostgreSQL) '
+        f'{await _target_major(fleet)}.0"; exit 0; fi\n'
+        "cat >/dev/null; exit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PG_BIN_DIR", str(tmp_path))
+    binaries.clear_cache()
+    try:
+        r = await drain(client, C)
+        expect(r, 202)
+        assert (await fleet.get(C))["state"] == "draining"
+        await run_burst_worker(settings, within=120)
+    finally:
+        binaries.clear_cache()
+    assert (await fleet.get(C))["state"] == "paused"
+    (op_id,) = r.json()["operation_ids"]
+    done = await operation(client, tenant, op_id)
+    assert done["status"] == "failed", done
+    assert (await status(client, tenant))["state"] == "ready"
+    assert (await fleet.where(tenant.org_id))["cluster"] == C
+    conn = await fleet.login(C, name, password)
+    await conn.close()
+    await fleet.drop_everywhere(name)

@@ -128,4 +128,4 @@ async def test_refusals_print_one_line(fleet: Fleet, settings: Any) -> None:
     )
     assert (code, err) == (1, "error: Organization not found\n")
     code, _, err = await finish(await start_cli(settings, "clusters", "drain", "no-such-cluster"))
-    assert (code, err) == (1, "error: No warehouse cluster named 'no-such-cluster'\n")
+    assert (code, err) == (1, "error: No warehouse cluster with this name is registered\n")

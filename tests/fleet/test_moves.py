@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
-from app.models import AuditLog
+from app.models import AuditLog, WebhookEvent
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
@@ -67,6 +67,12 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
     caplog.set_level(logging.DEBUG)
     tenant, name, password = await provision_on(client, fleet, settings, DEFAULT)
     await fleet.only(DEFAULT, B)
+    hook = await client.post(
+        "/internal/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["warehouse.migrated"]},
+        headers=INTERNAL_HEADERS,
+    )
+    expect(hook, 201)
     r = await move(client, tenant.org_id, B)
     expect(r, 202)
     assert list(r.json()) == ["operation_id"]
@@ -113,6 +119,22 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
             )
         ).all()
     assert [tuple(t) for t in trail][-2:] == [("ready", "migrating"), ("migrating", "ready")]
+    async with app.state.sessionmaker() as session:
+        events = (
+            await session.scalars(
+                select(WebhookEvent).where(
+                    WebhookEvent.type == "warehouse.migrated",
+                    WebhookEvent.payload["data"]["org_id"].astext == tenant.org_id,
+                )
+            )
+        ).all()
+    assert [e.payload["data"] for e in events] == [
+        {"org_id": tenant.org_id, "operation_id": op_id, "state": "ready", "cluster": B}
+    ]
+    deleted = await client.delete(
+        f"/internal/webhooks/{hook.json()['id']}", headers=INTERNAL_HEADERS
+    )
+    expect(deleted, 204)
 
     # PENDING-REGISTRY: reset-password acts on the warehouse's own cluster.
     # r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
@@ -152,6 +174,15 @@ async def test_move_answers_404_before_409(
     assert "already" in r.json()["detail"], r.text
     await fleet.patch(C, state="paused")
     expect(await move(client, ready_tenant.org_id, C), 409)
+    await fleet.patch(C, state="active")
+    await fleet.set_healthy(C, False)  # as the worker's health check records it
+    try:
+        r = await move(client, ready_tenant.org_id, C)
+        expect(r, 409)
+        assert "not healthy" in r.json()["detail"], r.text
+    finally:
+        await fleet.set_healthy(C, True)
+    await fleet.patch(C, state="paused")
     taken = await fleet.admin(B)
     try:
         await taken.execute(f'CREATE DATABASE "{name}"')

@@ -14,12 +14,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.core.db import DbSession
 from app.core.scopes import Scope
 from app.main import create_app
 from app.pipeline.actions import Action
 from app.pipeline.auth import Context, environment_resolver
 from app.pipeline.router import build_data_warehouse_router
+from app.pipeline.sessions import DbSession
 from app.routers import all_actions
 from app.services.identity.keys import hash_key
 from app.settings import Settings, to_plain_dsn

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,6 +127,7 @@ class MoveMachine:
                     continue
                 step = move.step
                 ctx = await self._context(session, move, wh)
+            started = time.perf_counter()
             try:
                 if step != "switch":
                     failpoint("before", f"move-{step}")
@@ -144,6 +146,14 @@ class MoveMachine:
                 await self._record(session, move, wh, step, result)
             if step == "switch":
                 failpoint("after", "move-switch")
+            logger.info(
+                "move step done",
+                extra={
+                    "move_id": str(move_id),
+                    "step": step,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
 
     # -- loading ----------------------------------------------------------------------------
 

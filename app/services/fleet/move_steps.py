@@ -6,6 +6,7 @@ machine (`move_machine.py`) records a step only after its action returned.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -76,8 +77,9 @@ async def act(step: str, ctx: MoveContext) -> object:
             raise MoveRefused(str(exc)) from exc
         return None
     if step == "verify":
-        before = await copy.row_counts(ctx.source_dsn, ctx.database)
-        after = await copy.row_counts(target, ctx.database)
+        before, after = await asyncio.gather(
+            copy.row_counts(ctx.source_dsn, ctx.database), copy.row_counts(target, ctx.database)
+        )
         if copy.count_differences(before, after):
             raise MoveRefused("row counts differ between the source and the target")
         return sum(before.values())

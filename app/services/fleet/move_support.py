@@ -24,6 +24,7 @@ from app.services.operations.service import OperationsService
 from app.settings import Settings
 
 ACTIVE = "active"
+PAUSED = "paused"
 DRAINING = "draining"
 DRAINED = "drained"
 
@@ -51,6 +52,20 @@ async def live_warehouses(session: AsyncSession, cluster: str) -> int:
     return int(count or 0)
 
 
+async def incoming(session: AsyncSession, cluster: str) -> int:
+    """Warehouses on their way to `cluster` (moves not yet switched): they will count there."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(WarehouseMove)
+        .where(
+            WarehouseMove.target_cluster == cluster,
+            WarehouseMove.finished_at.is_(None),
+            WarehouseMove.switched.is_(False),
+        )
+    )
+    return int(count or 0)
+
+
 async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
     """Free places on the clusters that take new warehouses, other than `exclude`."""
     clusters = (
@@ -65,7 +80,8 @@ async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
     ).all()
     room = 0
     for cluster in clusters:
-        room += max(0, cluster.max_warehouses - await live_warehouses(session, cluster.name))
+        used = await live_warehouses(session, cluster.name) + await incoming(session, cluster.name)
+        room += max(0, cluster.max_warehouses - used)
     return room
 
 
@@ -118,6 +134,9 @@ async def finish_drain_if_done(session: AsyncSession, cluster: str) -> bool:
     if row is None or row.state != DRAINING:
         return False
     if await live_warehouses(session, cluster):
+        # A move failed (its operation says why): the cluster stops draining but still takes
+        # no new warehouses, and the operator may drain it again.
+        row.state = PAUSED
         return False
     row.state = DRAINED
     await emit_event(session, "cluster.drained", cluster=cluster)

@@ -35,6 +35,7 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 S = WarehouseState
+NO_CLUSTER = "No warehouse cluster with this name is registered"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class MoveService:
     async def _cluster(self, name: str, *, lock: bool = False) -> WarehouseCluster:
         cluster = await self.session.get(WarehouseCluster, name, with_for_update=lock)
         if cluster is None or cluster.admin_url_ciphertext is None:
-            raise NotFound(f"No warehouse cluster named '{name}'")
+            raise NotFound(NO_CLUSTER)
         return cluster
 
     async def locate(self, org_id: uuid.UUID) -> WarehouseLocation:
@@ -87,6 +88,8 @@ class MoveService:
                 org_id,
                 f"Only a ready warehouse can be moved (state: {warehouse.state})",
             )
+        if warehouse.cluster is None:
+            raise Conflict("The warehouse is on no registered cluster, so it cannot be moved")
         if warehouse.cluster == target.name:
             raise Conflict(f"The warehouse is already on the cluster '{target.name}'")
         if target.state != support.ACTIVE:
@@ -95,7 +98,8 @@ class MoveService:
             )
         if not target.healthy:
             raise Conflict(f"The cluster '{target.name}' is not healthy")
-        if await support.live_warehouses(self.session, target.name) >= target.max_warehouses:
+        used = await support.live_warehouses(self.session, target.name)
+        if used + await support.incoming(self.session, target.name) >= target.max_warehouses:
             raise Conflict(f"The cluster '{target.name}' has no room for another warehouse")
         dsn = await support.admin_dsn(self.session, self.settings, target.name)
         try:
@@ -113,7 +117,6 @@ class MoveService:
                 f"The cluster '{target.name}' already holds a database or role named "
                 f"'{warehouse.database_name}'"
             )
-        assert warehouse.cluster is not None
         operation = await self.operations.start(
             organization_id=org_id, warehouse_id=warehouse.id, action=OperationAction.MOVE
         )
