@@ -16,9 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
 
+from app.models import WarehouseCluster
+from app.services.fleet.bootstrap import admin_url_box
 from app.settings import Settings
-from tests.support.harness import Tenant, create_tenant
+from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import new_name, run_burst_worker
 from tests.support.pipeline_records import Pipelines
 from tests.support.status_recorder import expect
@@ -153,3 +157,45 @@ async def test_the_primary_environment_without_tables_meets_the_others_names(
     ow = Walk(client, other, _urls(other, prefix))
     await ow.call("POST", "enable_backfill", 200, json={"table_name": "main"})
     await run_burst_worker(settings)  # leave no job behind for later tests' workers
+
+
+async def test_internal_fleet_and_webhook_statuses(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    """The internal routes' 400/401/404/409 that domain tests reach only indirectly."""
+    tenant = await create_tenant(client)
+    where = f"/internal/warehouses/{tenant.org_id}"
+    expect(await client.get(where), 401)
+    expect(await client.get(where, headers=INTERNAL_HEADERS), 404)  # no warehouse yet
+    expect(await client.get(f"/internal/warehouses/{uuid.uuid4()}", headers=INTERNAL_HEADERS), 404)
+    # Text PostgreSQL cannot store (a NUL) in the query: 400 before anything is looked up.
+    r = expect(await client.get(where + "?x=%00", headers=INTERNAL_HEADERS), 400)
+    assert r.json()["code"] == "invalid_input"
+    r = await client.delete(f"/internal/webhooks/{uuid.uuid4()}?x=%00", headers=INTERNAL_HEADERS)
+    expect(r, 400)
+    expect(await client.delete(f"/internal/webhooks/{uuid.uuid4()}", headers=INTERNAL_HEADERS), 404)
+
+    expect(
+        await client.post("/internal/clusters/no-such-cluster/drain", headers=INTERNAL_HEADERS), 404
+    )
+    # A cluster that is already drained (an empty row: nothing to move, nothing placed on it).
+    name = f"doc-drained-{uuid.uuid4().hex[:8]}"
+    async with app.state.sessionmaker() as session, session.begin():
+        session.add(
+            WarehouseCluster(
+                name=name,
+                admin_url_ciphertext=admin_url_box(settings).encrypt(
+                    b"postgresql://nobody@127.0.0.1:1/postgres"
+                ),
+                public_host="127.0.0.1",
+                public_port=1,
+                state="drained",
+                healthy=False,
+            )
+        )
+    try:
+        r = await client.post(f"/internal/clusters/{name}/drain", headers=INTERNAL_HEADERS)
+        assert "already drained" in expect(r, 409).json()["detail"]
+    finally:
+        async with app.state.sessionmaker() as session, session.begin():
+            await session.execute(delete(WarehouseCluster).where(WarehouseCluster.name == name))

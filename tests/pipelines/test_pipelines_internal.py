@@ -132,13 +132,15 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         json={"name": "x", "type": "destination", "state": 7, "enabled": True},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "state")
+    expect(r, 400)
+    assert r.json()["attr"] == "state"
     r = await client.put(
         f"{p.base}/functions/{uuid.uuid4()}",
         json={"name": "x", "type": "destination", "state": False, "enabled": True},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "state")
+    expect(r, 400)
+    assert r.json()["attr"] == "state"
     r = await client.put(
         f"/internal/organizations/{tenant.org_id}/billing",
         json={
@@ -149,13 +151,15 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         },
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "period_end")
+    expect(r, 400)
+    assert r.json()["attr"] == "period_end"
     r = await client.put(
         f"{p.base}/backfill_partitions/groups/p1",
         json={"state": "running"},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "dataset")
+    expect(r, 400)
+    assert r.json()["attr"] == "dataset"
     r = await client.put(f"{p.base}/sources/not-a-uuid", json={}, headers=INTERNAL_HEADERS)
     expect(r, 400)
     for team in (str(2**70), "0", "-1", "abc"):  # names no environment
@@ -175,7 +179,8 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         },
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "period_start")
+    expect(r, 400)
+    assert r.json()["attr"] == "period_start"
 
 
 async def test_unknown_parents_are_404(client, tenant: Tenant, other_tenant: Tenant):
@@ -345,7 +350,8 @@ async def test_every_record_put_answers_400_401_404_409(
     r = await client.put(url, json=body)
     expect(r, 401)
     r = await client.put(url, json={}, headers=INTERNAL_HEADERS)
-    assert (r.status_code, r.json()["type"]) == (400, "validation_error")
+    expect(r, 400)
+    assert r.json()["type"] == "validation_error"
     r = await client.put(
         f"/internal/environments/999999999/{my_route.format(id=record_id)}",
         json=body,
@@ -355,7 +361,8 @@ async def test_every_record_put_answers_400_401_404_409(
     # The same id already stored by another environment: never moved, never overwritten.
     await theirs.put(f"{theirs.base}/{their_route.format(id=record_id)}", their_body)
     r = await client.put(url, json=body, headers=INTERNAL_HEADERS)
-    assert (r.status_code, r.json()["code"]) == (409, "conflict")
+    expect(r, 409)
+    assert r.json()["code"] == "conflict"
 
 
 async def test_backfill_partition_and_billing_unknown_owner_is_404(client):

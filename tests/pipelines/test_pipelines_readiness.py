@@ -198,4 +198,5 @@ async def test_project_prefix_reads_the_primary_environment(client, tenant: Tena
         tenant.project_url("managed-warehouse-source-schemas") + f"?source_id={sid}",
         headers=tenant.headers,
     )
-    assert (r.status_code, r.json()) == (200, {"schemas": []})
+    expect(r, 200)
+    assert r.json() == {"schemas": []}
