@@ -18,8 +18,11 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    ENVIRONMENT=production \
-    STORAGE_ROOT=/var/lib/warehouse-api/storage
+    ENVIRONMENT=production
+# Snapshots and restores run pg_dump/pg_restore of the warehouse cluster's major version
+# (app/pgcluster/binaries.py); mount or install other versions and point PG_BIN_DIR at them.
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --home-dir /var/lib/warehouse-api warehouse
 COPY --from=build /opt/venv /opt/venv
 # No alembic.ini here: `warehouse migrate` runs the migrations shipped inside the installed package.

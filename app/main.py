@@ -20,8 +20,7 @@ from app.core.db import (
     build_sessionmaker,
 )
 from app.core.queue import JobQueue
-from app.pgcluster import build_secret_box, build_warehouse_backend
-from app.pgcluster.safety import ClusterAuthGuard
+from app.pgcluster import build_secret_box
 from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver
 from app.pipeline.errors import install_error_handlers
@@ -32,6 +31,7 @@ from app.pipeline.router import build_data_warehouse_router
 from app.routers import (
     all_actions,
     health,
+    internal_clusters,
     internal_identity,
     internal_pipelines,
     internal_warehouse,
@@ -39,6 +39,7 @@ from app.routers import (
     metrics,
     moves,
 )
+from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.settings import Settings
 
@@ -82,17 +83,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sync_interval=settings.rate_limit_sync_ms / 1000,
     )
     await bootstrap_default_cluster(app.state.sessionmaker, settings)
-    backend = build_warehouse_backend(settings, pool_max_size=5)
-    app.state.warehouse_backend = backend
+    backends = ClusterBackends(settings, pool_max_size=5)
+    app.state.cluster_backends = backends
     app.state.secret_box = build_secret_box(settings)
     app.state.tenant_pools = tenant_pools = TenantPools()
-    app.state.readiness_problem = await ClusterAuthGuard(backend, settings).problem_at_startup()
+    configured = backends.guard(settings.warehouse_admin_dsn)
+    app.state.readiness_problem = await configured.problem_at_startup()
     try:
         yield
     finally:
         await app.state.rate_limiter.drain()
         await tenant_pools.close()
-        await backend.close()
+        await backends.close()
         await read_pool.close()
         await redis.aclose()
         await read_engine.dispose()
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)
+    app.include_router(internal_clusters.router)
     app.include_router(moves.router)
     app.include_router(internal_webhooks.router)
     app.include_router(internal_pipelines.router)

@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     warehouse_public_host: str = "127.0.0.1"
     warehouse_public_port: int | None = None
     warehouse_allow_trust_auth: bool = False
-    storage_root: str = ".data/storage"
 
     # Storage speaks the S3 API (API.md §9). No endpoint = AWS S3 itself, or, under `warehouse
     # dev` and the tests, a local S3-compatible server (app/devtools/s3server.py). No keys =
@@ -106,6 +105,8 @@ class Settings(BaseSettings):
     provision_deadline_seconds: float = Field(default=120.0, gt=0)
     job_retry_base_seconds: float = Field(default=0.5, gt=0)
     reconcile_interval_seconds: int = Field(default=30, ge=1)
+    # How often the worker probes every registered warehouse cluster (API.md §8).
+    cluster_check_seconds: int = Field(default=30, ge=1)
 
     # Webhooks (API.md §10): back-off between delivery attempts, in seconds, comma-separated;
     # an attempt a worker took but never finished (it died) is taken again after the lease.

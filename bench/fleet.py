@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import bench.provision as provision_bench  # noqa: E402
 from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
 
@@ -75,6 +76,7 @@ async def main(orgs: int, workers: int) -> None:
     await admin.execute(f'CREATE DATABASE "{dbname}"')
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-fleet-"))
     clusters = {name: PasswordCheckingCluster(tmp / name).start() for name in CLUSTERS}
+    s3 = EmbeddedS3().start()
     procs: list[asyncio.subprocess.Process] = []
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
@@ -88,9 +90,14 @@ async def main(orgs: int, workers: int) -> None:
             internal_api_token=TOKEN,
             warehouse_admin_url=first.admin_dsn,
             warehouse_public_port=first.port,
-            storage_root=str(tmp / "storage"),
+            s3_endpoint_url=s3.endpoint_url,
+            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
+            s3_secret_access_key=EMBEDDED_S3_SECRET,
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
+            # One API process takes all 300 requests at once: a pool to match.
+            db_pool_size=40,
+            db_max_overflow=20,
             log_level="WARNING",
             _env_file=None,
         )
@@ -103,7 +110,9 @@ async def main(orgs: int, workers: int) -> None:
             "SECRET_KEY": settings.secret_key.get_secret_value(),
             "WAREHOUSE_ADMIN_URL": first.admin_dsn,
             "WAREHOUSE_PUBLIC_PORT": str(first.port),
-            "STORAGE_ROOT": settings.storage_root,
+            "S3_ENDPOINT_URL": s3.endpoint_url,
+            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
             "LOG_LEVEL": "WARNING",
         }
         app = create_app(settings)
@@ -174,6 +183,7 @@ async def main(orgs: int, workers: int) -> None:
                 proc.kill()
         for cluster in clusters.values():
             cluster.stop("immediate")
+        s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()

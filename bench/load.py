@@ -284,7 +284,6 @@ def main() -> None:
         "INTERNAL_API_TOKEN": TOKEN,
         "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
         "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
-        "STORAGE_ROOT": str(tmp / "storage"),
         "ENVIRONMENT": "test",
     }
     runs: dict[str, list[dict[str, float]]] = {}

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import bench.provision as provision_bench  # noqa: E402
 from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.pgcluster.binaries import find_binary, libpq_env  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
@@ -232,6 +233,7 @@ async def main(sizes: list[int]) -> None:
         "default": PasswordCheckingCluster(tmp / "a").start(),
         "bench-b": PasswordCheckingCluster(tmp / "b").start(),
     }
+    s3 = EmbeddedS3().start()
     worker: asyncio.subprocess.Process | None = None
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
@@ -245,7 +247,9 @@ async def main(sizes: list[int]) -> None:
             internal_api_token=TOKEN,
             warehouse_admin_url=source.admin_dsn,
             warehouse_public_port=source.port,
-            storage_root=str(tmp / "storage"),
+            s3_endpoint_url=s3.endpoint_url,
+            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
+            s3_secret_access_key=EMBEDDED_S3_SECRET,
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
             log_level="WARNING",
@@ -260,7 +264,9 @@ async def main(sizes: list[int]) -> None:
             "SECRET_KEY": settings.secret_key.get_secret_value(),
             "WAREHOUSE_ADMIN_URL": source.admin_dsn,
             "WAREHOUSE_PUBLIC_PORT": str(source.port),
-            "STORAGE_ROOT": settings.storage_root,
+            "S3_ENDPOINT_URL": s3.endpoint_url,
+            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
             "LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
         }
         worker = await asyncio.create_subprocess_exec(
@@ -322,6 +328,7 @@ async def main(sizes: list[int]) -> None:
                 worker.kill()
         for cluster in clusters.values():
             cluster.stop("immediate")
+        s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()

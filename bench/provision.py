@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
 
@@ -98,6 +99,7 @@ async def main(runs: int, orgs: int) -> None:
     await admin.execute(f'CREATE DATABASE "{dbname}"')
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    s3 = EmbeddedS3().start()
     worker: asyncio.subprocess.Process | None = None
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
@@ -110,7 +112,9 @@ async def main(runs: int, orgs: int) -> None:
             internal_api_token=TOKEN,
             warehouse_admin_url=cluster.admin_dsn,
             warehouse_public_port=cluster.port,
-            storage_root=str(tmp / "storage"),
+            s3_endpoint_url=s3.endpoint_url,
+            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
+            s3_secret_access_key=EMBEDDED_S3_SECRET,
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
             log_level="WARNING",
@@ -124,7 +128,9 @@ async def main(runs: int, orgs: int) -> None:
             "QUEUE_NAME": settings.queue_name,
             "SECRET_KEY": settings.secret_key.get_secret_value(),
             "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
-            "STORAGE_ROOT": settings.storage_root,
+            "S3_ENDPOINT_URL": s3.endpoint_url,
+            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
             "LOG_LEVEL": "WARNING",
         }
         worker = await asyncio.create_subprocess_exec(
@@ -167,6 +173,7 @@ async def main(runs: int, orgs: int) -> None:
             except TimeoutError:
                 worker.kill()
         cluster.stop("immediate")
+        s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()

@@ -100,7 +100,6 @@ async def main(events: int, batch: int) -> None:
             internal_api_token=TOKEN,
             warehouse_admin_url=cluster.admin_dsn,
             warehouse_public_port=cluster.port,
-            storage_root=str(tmp / "storage"),
             rate_limit_per_minute=0,
             log_level="WARNING",
             _env_file=None,
@@ -120,7 +119,6 @@ async def main(events: int, batch: int) -> None:
             "QUEUE_NAME": settings.queue_name,
             "SECRET_KEY": settings.secret_key.get_secret_value(),
             "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
-            "STORAGE_ROOT": settings.storage_root,
             "LOG_LEVEL": "WARNING",
         }
         worker = await asyncio.create_subprocess_exec(

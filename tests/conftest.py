@@ -76,13 +76,6 @@ def warehouse_cluster() -> Iterator[PasswordCheckingCluster]:
 
 
 @pytest.fixture(scope="session")
-def storage_root() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wh-storage-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
 def s3_server() -> Iterator[EmbeddedS3 | None]:
     """The session's S3 server: `TEST_S3_ENDPOINT_URL` when set, else moto's, started here."""
     if os.environ.get("TEST_S3_ENDPOINT_URL"):
@@ -112,7 +105,6 @@ def s3_settings(server: EmbeddedS3 | None) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def settings(
     warehouse_cluster: PasswordCheckingCluster,
-    storage_root: Path,
     s3_server: EmbeddedS3 | None,
 ) -> Iterator[Settings]:
     server = server_dsn()
@@ -145,13 +137,14 @@ def settings(
         internal_api_token=INTERNAL_TOKEN,
         warehouse_admin_url=warehouse_cluster.admin_dsn,
         warehouse_public_port=warehouse_cluster.port,
-        storage_root=str(storage_root),
         # Each run its own buckets, even against a shared S3 server.
         s3_bucket_prefix=f"wh-test-{RUN_ID}",
         **s3_settings(s3_server),
         rate_limit_per_minute=0,
         worker_metrics_port=0,  # parallel workers (and test runs) must not race for port 9101
         provision_deadline_seconds=30,
+        snapshot_deadline_seconds=30,
+        storage_check_seconds=1,
         job_retry_base_seconds=0.05,
         reconcile_interval_seconds=1,
         _env_file=None,

@@ -10,6 +10,7 @@ moves up on its next tick.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import uuid
@@ -21,11 +22,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.commands.common import CLIError, emit, load_settings
+from app.commands.common import CLIError, emit, load_settings, validate
 from app.core.db import build_engine, build_sessionmaker, commit_and_run_hooks
 from app.core.queue import JobQueue
 from app.models import ManagedWarehouse, Operation, WarehouseMove
+from app.routers.internal_clusters import cluster_out
+from app.schemas.fleet import ClusterIn
 from app.schemas.moves import DrainOut, MoveIn, MoveOut
+from app.services.fleet.clusters import ClusterRegistry, ClusterView, NewCluster
 from app.services.fleet.moves import MoveService
 from app.settings import Settings
 
@@ -207,3 +211,137 @@ def clusters_drain(
     if wait:
         sys.stdout.flush()
         raise SystemExit(follow(operation_ids))
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def _cluster_json(view: ClusterView) -> dict[str, Any]:
+    return cluster_out(view).model_dump(mode="json")
+
+
+def _cluster_line(view: ClusterView) -> str:
+    c = view.cluster
+    health = "healthy" if c.healthy else "unhealthy"
+    labels = ",".join(f"{k}={v}" for k, v in sorted((c.labels or {}).items()))
+    return (
+        f"{c.name}\t{c.state}\t{view.warehouses}/{c.max_warehouses}\t{health}\t"
+        f"{c.public_host}:{c.public_port}" + (f"\t{labels}" if labels else "")
+    )
+
+
+def _labels(raw: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"invalid --label {item!r}: expected key=value")
+        labels[key] = value
+    return labels
+
+
+@clusters_cli.command("add")
+def clusters_add(
+    name: Annotated[str, typer.Option("--name", help="Cluster name (a DNS label).")],
+    admin_url: Annotated[
+        str, typer.Option("--admin-url", help="Superuser DSN; stored encrypted, never shown.")
+    ],
+    public_host: Annotated[str, typer.Option("--public-host", help="Host shown in `connection`.")],
+    public_port: Annotated[int, typer.Option("--public-port", help="Port shown in `connection`.")],
+    max_warehouses: Annotated[
+        int, typer.Option("--max-warehouses", help="Capacity (default 500).")
+    ] = 500,
+    label: Annotated[list[str] | None, typer.Option("--label", help="k=v, repeatable.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a warehouse cluster (the service connects to it first)."""
+    body = validate(
+        ClusterIn,
+        {
+            "admin_url": "--admin-url",
+            "public_host": "--public-host",
+            "public_port": "--public-port",
+            "max_warehouses": "--max-warehouses",
+            "labels": "--label",
+        },
+        name=name,
+        admin_url=admin_url,
+        public_host=public_host,
+        public_port=public_port,
+        max_warehouses=max_warehouses,
+        labels=_labels(label or []),
+    )
+
+    async def work(
+        session: AsyncSession, settings: Settings, queue: JobQueue | None
+    ) -> ClusterView:
+        view, _created = await ClusterRegistry(session, settings).register(
+            NewCluster(
+                name=body.name,
+                admin_url=body.admin_url,
+                public_host=body.public_host,
+                public_port=body.public_port,
+                max_warehouses=body.max_warehouses,
+                labels=body.labels,
+            )
+        )
+        return view
+
+    view = asyncio.run(in_transaction(work))
+    emit(as_json, _cluster_json(view), f"Registered {_cluster_line(view)}")
+
+
+@clusters_cli.command("list")
+def clusters_list(as_json: JsonFlag = False) -> None:
+    """Every registered cluster, by name."""
+
+    async def work(
+        session: AsyncSession, settings: Settings, queue: JobQueue | None
+    ) -> list[ClusterView]:
+        return await ClusterRegistry(session, settings).list()
+
+    views = asyncio.run(in_transaction(work))
+    if as_json:
+        typer.echo(json.dumps([_cluster_json(v) for v in views]))
+    else:
+        typer.echo("\n".join(_cluster_line(v) for v in views) or "No cluster is registered.")
+
+
+def _set_state(name: str, state: str, as_json: bool) -> None:
+    async def work(
+        session: AsyncSession, settings: Settings, queue: JobQueue | None
+    ) -> ClusterView:
+        return await ClusterRegistry(session, settings).update(name, {"state": state})
+
+    view = asyncio.run(in_transaction(work))
+    emit(as_json, _cluster_json(view), _cluster_line(view))
+
+
+@clusters_cli.command("pause")
+def clusters_pause(
+    name: Annotated[str, typer.Argument(help="Cluster name.")], as_json: JsonFlag = False
+) -> None:
+    """Keep the cluster's warehouses, place no new ones there."""
+    _set_state(name, "paused", as_json)
+
+
+@clusters_cli.command("resume")
+def clusters_resume(
+    name: Annotated[str, typer.Argument(help="Cluster name.")], as_json: JsonFlag = False
+) -> None:
+    """Take new warehouses again (also puts a drained cluster back into service)."""
+    _set_state(name, "active", as_json)
+
+
+@clusters_cli.command("remove")
+def clusters_remove(
+    name: Annotated[str, typer.Argument(help="Cluster name.")], as_json: JsonFlag = False
+) -> None:
+    """Forget a cluster that holds no warehouse that is not deleted."""
+
+    async def work(session: AsyncSession, settings: Settings, queue: JobQueue | None) -> None:
+        await ClusterRegistry(session, settings).remove(name)
+
+    asyncio.run(in_transaction(work))
+    if not as_json:  # the API answers 204 with no body: --json prints nothing
+        typer.echo(f"Removed cluster {name}")

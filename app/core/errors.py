@@ -11,6 +11,7 @@
     ├── Conflict                409 invalid_request / conflict
     ├── Throttled               429 throttled_error / throttled (+ Retry-After)
     └── ServiceUnavailable      503 server_error / unavailable
+        └── NoCapacity          503 server_error / no_capacity (no cluster has room, §8)
 
 Services raise these; the request pipeline renders them (`app.pipeline.errors`). Anything else
 that escapes a route is logged with the request id and answered 500 with a generic detail; the
@@ -128,6 +129,11 @@ class ServiceUnavailable(APIError):
     type = "server_error"
     code = "unavailable"
     default_detail = "The service is temporarily unavailable. Try again shortly."
+
+
+class NoCapacity(ServiceUnavailable):
+    code = "no_capacity"
+    default_detail = "No warehouse cluster has room for a new warehouse"
 
 
 def _attr_from_loc(loc: tuple[Any, ...] | list[Any]) -> str | None:

@@ -203,7 +203,6 @@ def _prepare_environment(data_dir: Path, stack: contextlib.ExitStack) -> None:
         env["SECRET_KEY"] = _secret_file(data_dir / "secret_key")
     if not env.get("INTERNAL_API_TOKEN"):
         env["INTERNAL_API_TOKEN"] = _secret_file(data_dir / "internal_api_token")
-    env.setdefault("STORAGE_ROOT", str(data_dir / "storage"))
     if not env.get("S3_ENDPOINT_URL"):
         from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3
 

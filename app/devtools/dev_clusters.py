@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,8 @@ class DevCluster:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As PostgreSQL binds it: a port whose last connections linger in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -54,7 +58,20 @@ def saved_port(datadir: Path) -> int:
 
 
 def start_cluster(datadir: Path, stack: contextlib.ExitStack) -> PasswordCheckingCluster:
-    cluster = PasswordCheckingCluster(datadir, port=saved_port(datadir)).start()
+    """Start (or restart) the cluster; a first `initdb` that fails is cleared and tried again
+    once (on a busy machine it can fail for want of shared memory or semaphores)."""
+    fresh = not (datadir / "PG_VERSION").exists()
+    try:
+        cluster = PasswordCheckingCluster(datadir, port=saved_port(datadir)).start()
+    except subprocess.CalledProcessError as exc:
+        if not fresh:
+            raise
+        logger.warning(
+            "initdb failed; trying once more",
+            extra={"datadir": str(datadir), "stderr": (exc.stderr or "")[-500:]},
+        )
+        shutil.rmtree(datadir, ignore_errors=True)
+        cluster = PasswordCheckingCluster(datadir, port=saved_port(datadir)).start()
     stack.callback(cluster.stop)
     return cluster
 

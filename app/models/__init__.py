@@ -30,6 +30,7 @@ from app.models.pipelines import (
     PipelineJobRollup,
     SavedQuery,
 )
+from app.models.storage import BucketDeletion, Snapshot, SnapshotKind, SnapshotStatus
 from app.models.warehouse import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.models.webhooks import (
     WebhookDelivery,
@@ -45,6 +46,7 @@ __all__ = [
     "BatchExport",
     "BatchExportRun",
     "BillingRecord",
+    "BucketDeletion",
     "ClusterState",
     "Dashboard",
     "ExternalDataJob",
@@ -66,6 +68,9 @@ __all__ = [
     "PipelineJobRollup",
     "Project",
     "SavedQuery",
+    "Snapshot",
+    "SnapshotKind",
+    "SnapshotStatus",
     "Team",
     "User",
     "WarehouseCluster",

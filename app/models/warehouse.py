@@ -73,6 +73,10 @@ class ManagedWarehouse(CreatedAtMixin, Base):
     stale_names: Mapped[list[str]] = mapped_column(
         ARRAY(String(63)), nullable=False, server_default="{}"
     )
+    # The final snapshot the running teardown takes first (API.md §9); null = none to take.
+    final_snapshot_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The snapshot a restore brings back before the probe; null for a plain provision.
+    restore_snapshot_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )

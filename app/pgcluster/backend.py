@@ -12,6 +12,9 @@ from app.pgcluster.team_tables import TeamTables
 
 
 class WarehouseBackend(Protocol):
+    # The cluster's admin DSN, for the programs that take one (pg_dump / pg_restore).
+    admin_dsn: str
+
     async def name_exists(self, name: str) -> bool:
         """Does a database or a role with this name exist on the cluster?"""
         ...

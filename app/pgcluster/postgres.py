@@ -184,21 +184,22 @@ class PostgresWarehouseBackend:
     # -- safety -----------------------------------------------------------------------------
 
     async def trust_auth_problem(self) -> str | None:
-        rows = await self._fetch_hba_rules()
-        for row in rows:
-            databases = set(row["database"] or ())
-            if (
-                row["type"].startswith("host")
-                and row["auth_method"] == "trust"
-                and databases != {"replication"}
-            ):
-                return TRUST_MESSAGE
-        return None
-
-    async def _fetch_hba_rules(self) -> list[asyncpg.Record]:
         pool = await self._admin()
         async with pool.acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT type, database, auth_method FROM pg_hba_file_rules WHERE error IS NULL"
-            )
-            return rows
+            return TRUST_MESSAGE if await trusts_host_logins(conn) else None
+
+
+async def trusts_host_logins(conn: asyncpg.Connection) -> bool:
+    """Does the cluster's pg_hba accept host logins without a password? (needs a superuser)"""
+    rows = await conn.fetch(
+        "SELECT type, database, auth_method FROM pg_hba_file_rules WHERE error IS NULL"
+    )
+    for row in rows:
+        databases = set(row["database"] or ())
+        if (
+            row["type"].startswith("host")
+            and row["auth_method"] == "trust"
+            and databases != {"replication"}
+        ):
+            return True
+    return False

@@ -20,7 +20,6 @@ import asyncpg
 
 from app.core.errors import Conflict
 from app.pgcluster.sql import database_dsn
-from app.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 STATEMENT_TIMEOUT_MS = 30_000
@@ -78,10 +77,10 @@ class TenantPools:
 
 @asynccontextmanager
 async def tenant_database(
-    settings: Settings, database_name: str, *, pools: TenantPools | None = None
+    admin_dsn: str, database_name: str, *, pools: TenantPools | None = None
 ) -> AsyncIterator[Any]:
-    """An asyncpg connection to `database_name` on the warehouse cluster, as its admin."""
-    dsn = database_dsn(settings.warehouse_admin_dsn, database_name)
+    """An asyncpg connection to `database_name`, as the admin of its cluster (`admin_dsn`)."""
+    dsn = database_dsn(admin_dsn, database_name)
     if pools is not None:
         try:
             async with (await pools.pool(dsn)).acquire() as conn:

@@ -36,6 +36,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     404: "Unknown environment/project, or nothing to act on",
     409: "The current state does not allow this, or the name is taken",
     429: "Rate limit exceeded for this API key",
+    503: "No warehouse cluster has room for a new warehouse (`no_capacity`)",
 }
 
 

@@ -9,6 +9,12 @@ from app.pipeline.actions import Action
 
 
 def all_actions() -> list[Action]:
-    from app.routers import membership, operations, pipelines, warehouse
+    from app.routers import membership, operations, pipelines, storage, warehouse
 
-    return [*warehouse.ACTIONS, *membership.ACTIONS, *pipelines.ACTIONS, *operations.ACTIONS]
+    return [
+        *warehouse.ACTIONS,
+        *membership.ACTIONS,
+        *pipelines.ACTIONS,
+        *operations.ACTIONS,
+        *storage.ACTIONS,
+    ]

@@ -1,4 +1,4 @@
-"""Internal fleet API, moves and drains (API.md §8): where a warehouse lives, move, drain."""
+"""Internal fleet API, moves and drains (API.md §8)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from app.core.errors import ErrorBody, NotFound
 from app.pipeline.auth import InternalCaller
 from app.pipeline.sessions import DbSession
-from app.schemas.moves import DrainOut, MoveIn, MoveOut, WarehouseLocationOut
+from app.schemas.moves import DrainOut, MoveIn, MoveOut
 from app.services.fleet.moves import MoveService
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
@@ -32,19 +32,6 @@ def _org(raw: str) -> uuid.UUID:
 def _service(request: Request, session: DbSession) -> MoveService:
     state = request.app.state
     return MoveService(session, state.settings, getattr(state, "queue", None))
-
-
-@router.get("/warehouses/{org_id}", response_model=WarehouseLocationOut, responses=_errors(404))
-async def get_warehouse_location(
-    org_id: OrgId, request: Request, session: DbSession
-) -> WarehouseLocationOut:
-    found = await _service(request, session).locate(_org(org_id))
-    return WarehouseLocationOut(
-        org_id=found.org_id,
-        database_name=found.database_name,
-        state=found.state,
-        cluster=found.cluster,
-    )
 
 
 @router.post(

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Body, Query, Request
 
+from app.core.errors import ValidationFailed
 from app.core.scopes import Scope
 from app.models import WarehouseState
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.sessions import DbSession
+from app.schemas.storage import DeprovisionIn
 from app.schemas.warehouse import (
     DeprovisionOut,
     NameAvailability,
@@ -21,6 +23,7 @@ from app.schemas.warehouse import (
     WarehouseConnection,
     WarehouseStatusOut,
 )
+from app.services.fleet.backends import ClusterBackends
 from app.services.warehouse import reads as warehouse_reads
 from app.services.warehouse.availability import database_name_availability
 from app.services.warehouse.lifecycle import WarehouseService
@@ -36,7 +39,7 @@ def _service(request: Request, session: DbSession) -> WarehouseService:
     return WarehouseService(
         session,
         settings=state.settings,
-        backend=state.warehouse_backend,
+        backends=state.cluster_backends,
         secrets=state.secret_box,
         queue=getattr(state, "queue", None),
     )
@@ -60,11 +63,13 @@ async def check_database_name(
     ] = None,
 ) -> NameAvailability:
     valid = validate_warehouse_name(name, attr="name")
+    backends: ClusterBackends = request.app.state.cluster_backends
+
+    async def on_any_cluster(candidate: str) -> bool:
+        return await backends.name_exists_anywhere(session, candidate)
+
     result = await database_name_availability(
-        session,
-        valid,
-        ctx.organization_id,
-        cluster_has_name=request.app.state.warehouse_backend.name_exists,
+        session, valid, ctx.organization_id, cluster_has_name=on_any_cluster
     )
     return NameAvailability(name=result.name, available=result.available, reason=result.reason)
 
@@ -77,7 +82,7 @@ async def check_database_name(
     summary="Provision the organization's managed warehouse (answers at once; poll status)",
     admin_verb="provision",
     status_code=202,
-    errors=(400, 409),
+    errors=(400, 409, 503),
 )
 async def provision(
     ctx: Context,
@@ -108,12 +113,12 @@ async def provision(
 )
 async def warehouse_status(ctx: Context, request: Request) -> WarehouseStatusOut:
     wh = warehouse_reads.warehouse_status(ctx.prefetched)
-    settings = request.app.state.settings
     connection = None
-    if wh.state == WarehouseState.READY:
+    if wh.state == WarehouseState.READY and wh.public_host and wh.public_port:
+        # The cluster the warehouse is on (API.md §8).
         connection = WarehouseConnection(
-            host=settings.warehouse_public_host,
-            port=settings.warehouse_public_port or request.app.state.warehouse_backend.port,
+            host=wh.public_host,
+            port=wh.public_port,
             database=wh.database_name,
             username=wh.login_role,
         )
@@ -152,13 +157,27 @@ async def reset_password(ctx: Context, session: DbSession, request: Request) -> 
     method="POST",
     scopes=WRITE,
     response_model=DeprovisionOut,
-    summary="Tear down the managed warehouse: database, login role, storage and secret",
+    summary=(
+        "Tear down the managed warehouse (a ready one after its final snapshot): database, "
+        "login role, storage and secret"
+    ),
     admin_verb="deprovision",
     status_code=202,
     errors=(409,),
 )
-async def deprovision(ctx: Context, session: DbSession, request: Request) -> DeprovisionOut:
-    result = await _service(request, session).deprovision(ctx)
+async def deprovision(
+    ctx: Context,
+    session: DbSession,
+    request: Request,
+    body: Annotated[DeprovisionIn | None, Body()] = None,
+) -> DeprovisionOut:
+    if body is None and (await request.body()).strip():
+        raise ValidationFailed("The request body must be a JSON object")  # e.g. `null`
+    if body is not None and body.unknown_fields():
+        field = body.unknown_fields()[0][:100]
+        raise ValidationFailed(f"Unknown field '{field}'", attr=field)
+    skip = body is not None and body.skip_final_snapshot
+    result = await _service(request, session).deprovision(ctx, skip_final_snapshot=skip)
     deleted = result.warehouse.state == WarehouseState.DELETED
     status = "deleted" if deleted else "deprovisioning started"
     return DeprovisionOut(status=status, org=ctx.organization_id, operation_id=result.operation_id)

@@ -21,10 +21,3 @@ class MoveOut(BaseModel):
 
 class DrainOut(BaseModel):
     operation_ids: list[uuid.UUID] = Field(description="One `move` operation per warehouse.")
-
-
-class WarehouseLocationOut(BaseModel):
-    org_id: uuid.UUID
-    database_name: str
-    state: str
-    cluster: str | None

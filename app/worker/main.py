@@ -21,12 +21,18 @@ from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from app.core.db import build_engine, build_sessionmaker
-from app.pgcluster import build_secret_box, build_storage, build_warehouse_backend
-from app.pgcluster.safety import ClusterAuthGuard
+from app.pgcluster import build_secret_box
+from app.s3 import S3Storage
 from app.services.events.delivery import Clients, WebhookSender
+from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.fleet.health import check_clusters
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.records import TAKE_SNAPSHOT
+from app.services.storage.runner import SnapshotRunner
+from app.services.storage.transfer import StorageTransfer
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, RECONCILE_WAREHOUSES
 from app.services.warehouse.machine import WarehouseMachine
 from app.settings import Settings
@@ -37,12 +43,15 @@ from app.worker.resilient import ResilientWorker
 
 logger = logging.getLogger(__name__)
 
-JOB_TIMEOUT_SECONDS = 120
-# arq marks a job "in progress" for the longest job timeout + 10 s (a move's, app/worker/moves.py).
+# A step may stream a whole snapshot in or out: generous, since only a hung job reaches it.
+JOB_TIMEOUT_SECONDS = 3600
+# arq marks a job "in progress" for the longest job timeout + 10 s.
 IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS) + 10
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
 UNLIMITED_TRIES = 1_000_000
+CHECK_STORAGE = "check_storage"
+CHECK_CLUSTERS = "check_warehouse_clusters"
 
 
 @counted(ADVANCE_WAREHOUSE)
@@ -62,11 +71,39 @@ async def advance_warehouse(ctx: dict[str, Any], warehouse_id: str, generation: 
     return outcome.result
 
 
+@counted(TAKE_SNAPSHOT)
+async def take_snapshot(ctx: dict[str, Any], snapshot_id: str) -> str:
+    runner: SnapshotRunner = ctx["snapshots"]
+    try:
+        outcome = await runner.run(uuid.UUID(snapshot_id))
+    except Exception as exc:
+        logger.warning(
+            "snapshot job interrupted",
+            extra={"snapshot_id": snapshot_id, "error_class": type(exc).__name__},
+        )
+        raise Retry(defer=runner.backoff(ctx.get("job_try", 1))) from exc
+    if outcome.retry_in is not None:
+        raise Retry(defer=outcome.retry_in)
+    return outcome.result
+
+
+@counted(CHECK_STORAGE)
+async def check_storage(ctx: dict[str, Any]) -> int:
+    maintenance: StorageMaintenance = ctx["storage_check"]
+    report = await maintenance.run_once()
+    return report.expired + report.buckets_repaired + report.snapshots_lost
+
+
 @counted(RECONCILE_WAREHOUSES)
 async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
     reconciler: Reconciler = ctx["reconciler"]
     moves: MoveReconciler = ctx["move_reconciler"]
     return await reconciler.run_once() + await moves.run_once()
+
+
+async def check_warehouse_clusters(ctx: dict[str, Any]) -> int:
+    results = await check_clusters(ctx["sessionmaker"], ctx["settings"])
+    return sum(results.values())
 
 
 async def _periodic_reconcile(
@@ -121,20 +158,30 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
     sessionmaker = build_sessionmaker(engine)
     await bootstrap_default_cluster(sessionmaker, settings)
-    backend = build_warehouse_backend(settings, pool_max_size=MAX_JOBS)
-    guard = ClusterAuthGuard(backend, settings)
-    await guard.problem_at_startup()
+    backends = ClusterBackends(settings, pool_max_size=MAX_JOBS)
+    await backends.guard(settings.warehouse_admin_dsn).problem_at_startup()
     ctx["engine"] = engine
-    ctx["backend"] = backend
+    ctx["sessionmaker"] = sessionmaker
+    ctx["backends"] = backends
+    storage = S3Storage.from_settings(settings)
+    transfer = StorageTransfer(storage, sessionmaker)
+    ctx["storage"] = storage
     ctx["machine"] = WarehouseMachine(
         engine=engine,
         sessionmaker=sessionmaker,
         settings=settings,
-        backend=backend,
-        storage=build_storage(settings),
+        backends=backends,
+        storage=transfer,
         secrets=build_secret_box(settings),
-        guard=guard,
     )
+    ctx["snapshots"] = SnapshotRunner(
+        engine=engine,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        transfer=transfer,
+    )
+    # A cron job of the long-running worker; a burst worker (a one-off drain) leaves it out.
+    ctx["storage_check"] = StorageMaintenance(sessionmaker, storage)
     reconciler = Reconciler(
         sessionmaker,
         ctx["redis"],
@@ -164,8 +211,10 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if "backend" in ctx:
-        await ctx.pop("backend").close()
+    if "backends" in ctx:
+        await ctx.pop("backends").close()
+    if "storage" in ctx:
+        await ctx.pop("storage").close()
     if "engine" in ctx:
         await ctx.pop("engine").dispose()
 
@@ -192,6 +241,13 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
             max_tries=UNLIMITED_TRIES,
             timeout=MOVE_JOB_TIMEOUT_SECONDS,
         ),
+        func(
+            take_snapshot,
+            name=TAKE_SNAPSHOT,
+            keep_result=0,
+            max_tries=UNLIMITED_TRIES,
+            timeout=JOB_TIMEOUT_SECONDS,
+        ),
     ]
     cron_jobs = []
     if not burst:
@@ -203,6 +259,26 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 timeout=JOB_TIMEOUT_SECONDS,
                 keep_result=0,
                 **_cron_schedule(settings.reconcile_interval_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                counted(CHECK_CLUSTERS)(check_warehouse_clusters),
+                name=CHECK_CLUSTERS,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.cluster_check_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                check_storage,
+                name=CHECK_STORAGE,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                **_cron_schedule(settings.storage_check_seconds),
             )
         )
     return ResilientWorker(

@@ -6,7 +6,9 @@ can die holding a job. Every tick:
   holds has lost its worker (the lock died with the worker's connection): clear arq's
   in-progress mark so a live worker runs it now rather than after the job timeout;
 - for each `pending`/`provisioning`/`deleting` warehouse, enqueue the job under its
-  (warehouse, generation) id: a no-op when it is already queued.
+  (warehouse, generation) id: a no-op when it is already queued;
+- likewise for each `running` manual snapshot (`snapshot:<id>`), so a snapshot whose worker
+  died is taken again (or fails at its deadline), never left `running`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import ManagedWarehouse, WarehouseState
+from app.models.storage import Snapshot, SnapshotKind, SnapshotStatus
+from app.services.storage.records import TAKE_SNAPSHOT, snapshot_job_id
+from app.services.storage.runner import SNAPSHOT_LOCK_NAMESPACE, snapshot_lock_key
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, advance_job_id
 from app.services.warehouse.machine import LOCK_NAMESPACE, advisory_key
 
@@ -56,7 +61,24 @@ class Reconciler:
                     )
                 )
             ).all()
+            snapshots = (
+                await session.scalars(
+                    select(Snapshot.id).where(
+                        Snapshot.status == SnapshotStatus.RUNNING,
+                        Snapshot.kind == SnapshotKind.MANUAL,
+                    )
+                )
+            ).all()
             await session.rollback()
+        for snapshot_id in snapshots:
+            snapshot_job = await self.redis.enqueue_job(
+                TAKE_SNAPSHOT,
+                str(snapshot_id),
+                _job_id=snapshot_job_id(snapshot_id),
+                _queue_name=self.queue_name,
+            )
+            if snapshot_job is not None:
+                sent += 1
         for row in rows:
             job_id = advance_job_id(row.id, row.generation)
             job = await self.redis.enqueue_job(
@@ -80,8 +102,8 @@ class Reconciler:
         raw_ids = await self.redis.zrangebyscore(self.queue_name, "-inf", "+inf")
         for raw in raw_ids:
             job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            warehouse_id = warehouse_of(job_id)
-            if warehouse_id is None:
+            lock = lock_of(job_id)
+            if lock is None:
                 continue
             key = in_progress_key_prefix + job_id
             ttl_ms = await self.redis.pttl(key)
@@ -92,7 +114,7 @@ class Reconciler:
             try:
                 free = await session.scalar(
                     text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
-                    {"ns": LOCK_NAMESPACE, "key": advisory_key(warehouse_id)},
+                    {"ns": lock[0], "key": lock[1]},
                 )
             finally:
                 await session.rollback()
@@ -101,6 +123,20 @@ class Reconciler:
                 logger.warning(
                     "warehouse job lost its worker; released it", extra={"job_id": job_id}
                 )
+
+
+def lock_of(job_id: str) -> tuple[int, int] | None:
+    """The advisory lock (namespace, key) a job's worker holds while it runs it."""
+    warehouse_id = warehouse_of(job_id)
+    if warehouse_id is not None:
+        return LOCK_NAMESPACE, advisory_key(warehouse_id)
+    prefix, _, rest = job_id.partition(":")
+    if prefix != "snapshot":
+        return None
+    try:
+        return SNAPSHOT_LOCK_NAMESPACE, snapshot_lock_key(uuid.UUID(rest))
+    except ValueError:
+        return None
 
 
 def warehouse_of(job_id: str) -> uuid.UUID | None:

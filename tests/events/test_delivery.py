@@ -144,13 +144,22 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         await run_burst_worker(settings)
         await wait_for_state(client, tenant, {"deleted"})
         async with running_worker(private(settings)):  # sends whatever the burst workers left
-            received = await receiver.wait_for(3)
+            received = await receiver.wait_for(4)
             await asyncio.sleep(0.5)  # nothing else arrives
 
     # Sent concurrently: the order of arrival is not the order of the events.
     by_type = {check_signed(x)["type"]: x for x in received}
-    assert len(received) == 3
-    assert set(by_type) == {"warehouse.ready", "warehouse.password_reset", "warehouse.deleted"}
+    assert len(received) == 4
+    # The deprovision's final snapshot (API.md §9) has its event too.
+    assert set(by_type) == {
+        "warehouse.ready",
+        "warehouse.password_reset",
+        "snapshot.ready",
+        "warehouse.deleted",
+    }
+    final = json.loads(by_type["snapshot.ready"].body)["data"]
+    assert final["org_id"] == tenant.org_id and final["operation_id"] == operations[1]
+    assert "snapshot_id" in final
     expected = {
         "warehouse.ready": ("ready", operations[0]),
         "warehouse.password_reset": ("ready", None),  # a reset is not an operation (§7)
@@ -163,12 +172,12 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         assert data.get("operation_id") == operation_id  # the operation the change finished
         assert set(data) <= {"org_id", "operation_id", "state", "cluster", "snapshot_id"}
     ids = {x.headers["webhook-id"] for x in received}
-    assert len(ids) == 3
+    assert len(ids) == 4
     for x in received:
         assert all(p not in x.body.decode() for p in passwords)
 
-    rows = await wait_rows(client, webhook_id, 3)
-    assert len(rows) == 3
+    rows = await wait_rows(client, webhook_id, 4)
+    assert len(rows) == 4
     assert {row["event_id"] for row in rows} == ids
     assert {row["type"] for row in rows} == set(by_type)
     for row in rows:

@@ -23,12 +23,13 @@ from app.settings import Settings
 from tests.support.harness import Tenant, create_tenant, make_app
 from tests.support.lifecycle import (
     Cluster,
+    bucket_objects,
     derive_settings,
     new_name,
+    only_snapshots_left,
     provision,
     running_worker,
     status,
-    storage_dirs,
     wait_for_state,
 )
 from tests.support.status_recorder import expect
@@ -55,24 +56,19 @@ async def outage(
     settings: Settings, service_db_url: str, private_cluster: PasswordCheckingCluster
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     """An API client and settings on the private cluster and this module's service database."""
-    storage = Path(tempfile.mkdtemp(prefix="wh-faults-storage-"))
     private = derive_settings(
         settings,
         database_url=service_db_url,
         queue_name=f"arq:faults-cluster:{uuid.uuid4().hex[:8]}",
         warehouse_admin_url=private_cluster.admin_dsn,
         warehouse_public_port=private_cluster.port,
-        storage_root=str(storage),
     )
     assert private.provision_deadline_seconds > DOWN_SECONDS
     app = make_app(private)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield client, private
-    finally:
-        shutil.rmtree(storage, ignore_errors=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client, private
 
 
 async def _down_for_a_while(
@@ -102,7 +98,7 @@ async def test_provisioning_waits_for_the_cluster_to_come_back(
     assert body["state"] == "ready", body
     assert {body[s] for s in SUB_STATES} == {"ready"}, body
     assert await cluster.count_like(name) == (1, 1)
-    assert len(storage_dirs(private, tenant.org_id)) == 1
+    assert await bucket_objects(private, tenant.org_id) == []
     conn = await cluster.login(name, name, r.json()["password"])
     assert await conn.fetchval("SELECT count(*) FROM events_main") == 0
     await conn.close()
@@ -127,4 +123,4 @@ async def test_deprovisioning_waits_for_the_cluster_to_come_back(
         body = await wait_for_state(client, tenant, {"deleted", "failed"}, within=30)
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
-    assert storage_dirs(private, tenant.org_id) == []
+    assert await only_snapshots_left(private, tenant.org_id)

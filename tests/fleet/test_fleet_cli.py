@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.pgcluster import binaries
-from tests.fleet.conftest import DEFAULT, B, Fleet
+from tests.fleet.conftest import DEFAULT, B, C, Fleet
 from tests.fleet.test_moves import _target_major, operation, provision_on
 from tests.support.harness import settings_env
 from tests.support.lifecycle import run_burst_worker, status
@@ -129,3 +129,76 @@ async def test_refusals_print_one_line(fleet: Fleet, settings: Any) -> None:
     assert (code, err) == (1, "error: Organization not found\n")
     code, _, err = await finish(await start_cli(settings, "clusters", "drain", "no-such-cluster"))
     assert (code, err) == (1, "error: No warehouse cluster with this name is registered\n")
+
+
+async def test_cluster_commands(fleet: Fleet, settings: Any) -> None:
+    third = fleet.clusters[C]
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        return await finish(await start_cli(settings, "clusters", *args))
+
+    code, out, err = await run(
+        "add",
+        "--name",
+        "cli-x",
+        "--admin-url",
+        third.admin_dsn,
+        "--public-host",
+        "127.0.0.1",
+        "--public-port",
+        str(third.port),
+        "--max-warehouses",
+        "7",
+        "--label",
+        "region=eu",
+        "--json",
+    )
+    assert code == 0, err
+    added = json.loads(out)
+    assert set(added) == {
+        "name",
+        "state",
+        "public_host",
+        "public_port",
+        "max_warehouses",
+        "warehouses",
+        "healthy",
+        "last_checked_at",
+        "labels",
+    }
+    assert (added["name"], added["state"], added["max_warehouses"]) == ("cli-x", "active", 7)
+    assert added["labels"] == {"region": "eu"}
+    assert third.admin_password not in out + err
+    try:
+        code, out, err = await run("pause", "cli-x", "--json")
+        assert code == 0 and json.loads(out)["state"] == "paused", err
+        code, out, err = await run("list", "--json")
+        listed = {c["name"]: c for c in json.loads(out)}
+        assert listed["cli-x"]["state"] == "paused" and DEFAULT in listed
+        assert third.admin_password not in out
+        code, out, err = await run("resume", "cli-x")
+        assert code == 0 and out.startswith("cli-x\tactive"), (out, err)
+        code, out, err = await run("drain", "cli-x", "--json", "--wait")
+        assert (code, json.loads(out)) == (0, {"operation_ids": []}), err
+        assert (await fleet.get("cli-x"))["state"] == "drained"
+        code, out, err = await run("drain", "cli-x")
+        assert code == 1 and err == "error: The cluster 'cli-x' is already drained\n"
+    finally:
+        await run("pause", "cli-x")
+        code, out, err = await run("remove", "cli-x")
+    assert (code, out) == (0, "Removed cluster cli-x\n"), err
+    code, out, err = await run("remove", "cli-x")
+    assert (code, err) == (1, "error: No warehouse cluster with this name is registered\n")
+    code, out, err = await run(
+        "add",
+        "--name",
+        "cli-y",
+        "--admin-url",
+        "postgresql://postgres:wrong@127.0.0.1:1/postgres",
+        "--public-host",
+        "h",
+        "--public-port",
+        "1",
+    )
+    assert code == 1 and err.startswith("error: Could not connect to the cluster"), err
+    assert "wrong" not in err

@@ -41,7 +41,7 @@ async def test_a_move_survives_a_killed_worker(
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "ready", body
-    # PENDING-REGISTRY assert body["connection"]["port"] == fleet.clusters[B].port
+    assert body["connection"]["port"] == fleet.clusters[B].port
     assert (await operation(client, tenant, r.json()["operation_id"]))["status"] == "succeeded"
     assert await fleet.holds(DEFAULT, name) == (False, False)
     assert await fleet.holds(B, name) == (True, True)

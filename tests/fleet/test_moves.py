@@ -92,7 +92,7 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
 
     body = await status(client, tenant)
     assert body["state"] == "ready", body
-    # PENDING-REGISTRY assert body["connection"]["port"] == fleet.clusters[B].port
+    assert body["connection"]["port"] == fleet.clusters[B].port
     assert (await fleet.where(tenant.org_id))["cluster"] == B
     done = await operation(client, tenant, op_id)
     assert done["action"] == "move" and done["status"] == "succeeded", done
@@ -136,14 +136,14 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
     )
     expect(deleted, 204)
 
-    # PENDING-REGISTRY: reset-password acts on the warehouse's own cluster.
-    # r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    # assert r.status_code == 200, r.text
-    # conn = await fleet.login(B, name, r.json()["password"])
-    # await conn.close()
+    # reset-password acts on the warehouse's new cluster.
+    r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
+    expect(r, 200)
+    conn = await fleet.login(B, name, r.json()["password"])
+    await conn.close()
 
     logged = caplog.text
-    for secret in (password, fleet.clusters[B].admin_password):
+    for secret in (password, r.json()["password"], fleet.clusters[B].admin_password):
         assert secret not in logged
     await fleet.drop_everywhere(name)
 

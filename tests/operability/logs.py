@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.core.logging import JsonFormatter, KeyValueFormatter, RedactKeys
+from app.pipeline.observability import flush_pending
 from app.pipeline.request_id import RequestIdFilter
 
 
@@ -51,6 +52,7 @@ def captured_logs(level: int = logging.INFO) -> Iterator[Captured]:
         handler.addFilter(RequestIdFilter())
         handler.addFilter(RedactKeys())
         handlers.append(handler)
+    flush_pending()  # earlier requests' lines are not this block's
     root = logging.getLogger()
     old_level = root.level
     root.setLevel(level)
@@ -59,6 +61,7 @@ def captured_logs(level: int = logging.INFO) -> Iterator[Captured]:
     try:
         yield out
     finally:
+        flush_pending()  # access lines are written in batches
         for handler in handlers:
             root.removeHandler(handler)
         root.setLevel(old_level)

@@ -80,6 +80,7 @@ async def test_two_workers_json_logs_and_metrics(settings: Settings, tmp_path: P
         # New connections, many at once, so both workers take some.
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as c:
+            await asyncio.sleep(0.5)  # the start-up polls' figures are written
             before = samples((await c.get("/metrics", headers=INTERNAL_HEADERS)).text)
             requests = (
                 [c.get("/healthz") for _ in range(40)]
@@ -101,9 +102,11 @@ async def test_two_workers_json_logs_and_metrics(settings: Settings, tmp_path: P
             healthz = 40
             deadline = time.monotonic() + 60
             while len(pids_in(metrics_dir)) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
                 batch = await asyncio.gather(*(c.get("/healthz") for _ in range(20)))
                 assert all(r.status_code == 200 for r in batch)
                 healthz += len(batch)
+            await asyncio.sleep(0.5)  # each worker writes its figures within 0.1 s
             assert len(pids_in(metrics_dir)) >= 2  # both worker processes wrote figures
             r = await c.get("/metrics", headers=INTERNAL_HEADERS)
             expect(r, 200)

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
 from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings, with_database
@@ -176,5 +177,29 @@ async def wait_for_state(
         await asyncio.sleep(0.1)
 
 
-def storage_dirs(settings: Settings, org_id: str) -> list[Path]:
-    return [p for p in Path(settings.storage_root).iterdir() if p.name == org_id]
+async def bucket_objects(settings: Settings, org_id: str) -> list[str] | None:
+    """The keys in the organization's bucket, asked of the S3 server itself (not the service);
+    None when the bucket does not exist."""
+    bucket = f"{settings.s3_bucket_prefix}-{uuid.UUID(org_id).hex}"
+    secret = settings.s3_secret_access_key
+    async with get_session().create_client(
+        "s3",
+        region_name=settings.s3_region,
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+    ) as s3:
+        try:
+            await s3.head_bucket(Bucket=bucket)
+        except ClientError:
+            return None
+        keys: list[str] = []
+        async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return sorted(keys)
+
+
+async def only_snapshots_left(settings: Settings, org_id: str) -> bool:
+    """After teardown: no bucket, or one holding nothing but `snapshots/`."""
+    keys = await bucket_objects(settings, org_id)
+    return keys is None or all(k.startswith("snapshots/") for k in keys)

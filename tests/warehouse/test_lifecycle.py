@@ -18,11 +18,12 @@ from app.worker.reconcile import Reconciler
 from tests.support.harness import Tenant, create_tenant
 from tests.support.lifecycle import (
     Cluster,
+    bucket_objects,
     new_name,
+    only_snapshots_left,
     provision,
     run_burst_worker,
     status,
-    storage_dirs,
 )
 from tests.support.status_recorder import expect
 
@@ -108,7 +109,7 @@ async def test_provision_to_ready_and_log_in(client, app, tenant, settings, clus
 
     # Only a SCRAM verifier is stored on the cluster; the storage directory exists.
     assert (await cluster.rolpassword(name)).startswith("SCRAM-SHA-256$4096:")
-    assert len(storage_dirs(settings, tenant.org_id)) == 1
+    assert await bucket_objects(settings, tenant.org_id) == []
 
     assert "advance_warehouse" in caplog.text  # the worker's records were captured
     assert answer["password"] not in caplog.text
@@ -215,7 +216,7 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
     assert body["connection"] is None
     assert not await cluster.database_exists(name)
     assert not await cluster.role_exists(name)
-    assert storage_dirs(settings, tenant.org_id) == []
+    assert await only_snapshots_left(settings, tenant.org_id)
 
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
     expect(r, 202)
@@ -241,10 +242,11 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
     assert r.json() == {"name": name, "available": True}
 
     rows = await audit_rows(app, tenant.org_id)
-    tail = [(a.action, a.from_state, a.to_state) for a in rows][-4:]
+    tail = [(a.action, a.from_state, a.to_state) for a in rows][-5:]
     assert tail == [
         ("state_change", "provisioning", "ready"),
         ("deprovision", "ready", "deleting"),
+        ("snapshot_ready", None, None),  # the final snapshot, before anything is dropped
         ("state_change", "deleting", "deleted"),
         ("delete_record", "deleted", None),
     ]
@@ -274,7 +276,7 @@ async def test_concurrent_provisions_make_one_warehouse(client, tenant, settings
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "ready"
     assert await cluster.count_like(f"{prefix}-%") == (1, 1)
-    assert len(storage_dirs(settings, tenant.org_id)) == 1
+    assert await bucket_objects(settings, tenant.org_id) == []
 
 
 async def test_duplicate_sends_collapse_into_one_job(client, app, tenant, settings):
@@ -322,7 +324,7 @@ async def test_two_workers_share_the_work_without_doubling_it(client, settings, 
     for t, n in zip(tenants, names, strict=True):
         assert (await status(client, t))["state"] == "ready"
         assert await cluster.count_like(n) == (1, 1)
-        assert len(storage_dirs(settings, t.org_id)) == 1
+        assert await bucket_objects(settings, t.org_id) == []
 
 
 async def test_every_environment_gets_its_tables_again_after_reprovisioning(

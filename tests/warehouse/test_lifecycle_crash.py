@@ -13,12 +13,13 @@ import pytest
 from tests.support.harness import create_tenant
 from tests.support.lifecycle import (
     Cluster,
+    bucket_objects,
     new_name,
+    only_snapshots_left,
     provision,
     run_burst_worker,
     run_subprocess_worker,
     status,
-    storage_dirs,
 )
 from tests.support.status_recorder import expect
 
@@ -49,7 +50,7 @@ async def test_provisioning_survives_a_killed_worker(client, settings, cluster, 
     body = await status(client, tenant)
     assert body["state"] == "ready", body
     assert await cluster.count_like(name) == (1, 1)
-    assert len(storage_dirs(settings, tenant.org_id)) == 1
+    assert await bucket_objects(settings, tenant.org_id) == []
     conn = await cluster.login(name, name, r.json()["password"])
     assert await conn.fetchval("SELECT count(*) FROM events_main") == 0
     await conn.close()
@@ -73,7 +74,7 @@ async def test_teardown_survives_a_killed_worker(client, settings, cluster, step
     body = await status(client, tenant)
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
-    assert storage_dirs(settings, tenant.org_id) == []
+    assert await only_snapshots_left(settings, tenant.org_id)
 
 
 async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
@@ -91,4 +92,4 @@ async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
     body = await status(client, tenant)
     assert body["state"] == "deleted", body
     assert await cluster.count_like(name) == (0, 0)
-    assert storage_dirs(settings, tenant.org_id) == []
+    assert await only_snapshots_left(settings, tenant.org_id)

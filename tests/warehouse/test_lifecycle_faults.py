@@ -26,13 +26,13 @@ from tests.support.faults import redis_server_binary
 from tests.support.harness import create_tenant
 from tests.support.lifecycle import (
     Cluster,
+    bucket_objects,
     derive_settings,
     new_name,
     provision,
     run_burst_worker,
     running_worker,
     status,
-    storage_dirs,
     wait_for_state,
 )
 from tests.support.status_recorder import expect
@@ -140,7 +140,7 @@ async def test_step_that_keeps_failing_ends_failed_then_recovers(
     assert body["state"] == "ready" and body["failed_at"] is None
     conn = await cluster.login(name, name, second.json()["password"])
     await conn.close()
-    assert len(storage_dirs(settings, tenant.org_id)) == 1
+    assert await bucket_objects(settings, tenant.org_id) == []
 
 
 async def test_failed_attempt_under_another_name_is_cleaned_up(

@@ -112,9 +112,9 @@ class Ended:
 class Clients:
     """The worker's HTTP clients, built once at start-up: a few small pools, not one big one.
 
-    httpcore scans every connection of a pool on each request and each response, so one pool
-    of `MAX_IN_FLIGHT` connections costs several times the CPU of `SHARDS` pools of a quarter
-    of the size (measured with bench/webhooks.py). An attempt takes the least busy client; as
+    httpcore scans every connection of a pool on each request and each response: with one pool
+    of `MAX_IN_FLIGHT` connections a delivery cost about half as much CPU again as with `SHARDS`
+    pools of a quarter of the size (bench/webhooks.py). An attempt takes the least busy client; as
     attempts in flight never exceed the total size, it never queues for a connection. No
     redirects are followed.
     """

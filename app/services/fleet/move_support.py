@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import NoCapacity
 from app.models import (
     ManagedWarehouse,
     Operation,
@@ -20,6 +21,7 @@ from app.models import (
 )
 from app.services.events.outbox import emit_event
 from app.services.fleet.bootstrap import admin_url_box
+from app.services.fleet.placement import choose_cluster
 from app.services.operations.service import OperationsService
 from app.settings import Settings
 
@@ -86,30 +88,11 @@ async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
 
 
 async def choose_target(session: AsyncSession, settings: Settings, *, exclude: str) -> str | None:
-    """The placement rule (API.md §8) among the other clusters: active, healthy, below
-    `max_warehouses`, lowest `warehouses / max_warehouses`, ties by name."""
-    # TODO(fleet-registry): use the registry's placement once it lands on main.
-    clusters = (
-        await session.scalars(
-            select(WarehouseCluster)
-            .where(
-                WarehouseCluster.name != exclude,
-                WarehouseCluster.state == ACTIVE,
-                WarehouseCluster.healthy.is_(True),
-                WarehouseCluster.admin_url_ciphertext.is_not(None),
-            )
-            .order_by(WarehouseCluster.name)
-        )
-    ).all()
-    best: tuple[float, str] | None = None
-    for cluster in clusters:
-        count = await live_warehouses(session, cluster.name)
-        if count >= cluster.max_warehouses:
-            continue
-        key = (count / cluster.max_warehouses, cluster.name)
-        if best is None or key < best:
-            best = key
-    return None if best is None else best[1]
+    """The placement rule (API.md §8) among the other clusters, or None when none has room."""
+    try:
+        return await choose_cluster(session, settings, exclude=frozenset({exclude}))
+    except NoCapacity:
+        return None
 
 
 async def finish_operation(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,14 +37,6 @@ S = WarehouseState
 NO_CLUSTER = "No warehouse cluster with this name is registered"
 
 
-@dataclass(frozen=True)
-class WarehouseLocation:
-    org_id: uuid.UUID
-    database_name: str
-    state: str
-    cluster: str | None
-
-
 class MoveService:
     def __init__(self, session: AsyncSession, settings: Settings, queue: JobQueue | None) -> None:
         self.session = session
@@ -71,12 +62,6 @@ class MoveService:
         if cluster is None or cluster.admin_url_ciphertext is None:
             raise NotFound(NO_CLUSTER)
         return cluster
-
-    async def locate(self, org_id: uuid.UUID) -> WarehouseLocation:
-        warehouse = await self._warehouse(org_id, lock=False)
-        return WarehouseLocation(
-            org_id, warehouse.database_name, warehouse.state, warehouse.cluster
-        )
 
     # -- move -------------------------------------------------------------------------------
 

@@ -156,7 +156,7 @@ class OperationsService:
             .where(Operation.status == OperationStatus.RUNNING)
             .group_by(Operation.action)
         )
-        return {action: int(n) for action, n in rows.tuples()}
+        return {action: int(n) for action, n in rows.all()}
 
     # -- refusals ---------------------------------------------------------------------------
 

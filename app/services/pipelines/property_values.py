@@ -24,6 +24,7 @@ from app.core.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.sql import quote_ident
 from app.pgcluster.tenant_connection import WarehouseDatabaseMissing, tenant_database
+from app.services.fleet.backends import admin_dsn_of
 from app.services.warehouse.membership import tables_of
 from app.settings import Settings
 
@@ -132,7 +133,10 @@ class PropertyValuesService:
             raise NotFound(TABLE_NOT_FOUND)
 
         try:
-            async with tenant_database(self.settings, found.ManagedWarehouse.database_name) as conn:
+            async with tenant_database(
+                await admin_dsn_of(self.session, self.settings, found.ManagedWarehouse.cluster),
+                found.ManagedWarehouse.database_name,
+            ) as conn:
                 return await self._lookup(conn, table, key, value)
         except WarehouseDatabaseMissing as exc:
             raise NotFound(TABLE_NOT_FOUND) from exc

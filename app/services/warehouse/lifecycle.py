@@ -27,11 +27,13 @@ from app.models import (
     WarehouseState,
     WarehouseTeamMembership,
 )
-from app.pgcluster.backend import WarehouseBackend
 from app.pgcluster.scram import scram_verifier
 from app.services.events.outbox import emit_event
+from app.services.fleet.backends import ClusterBackends
+from app.services.fleet.placement import choose_cluster
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
+from app.services.storage.records import SnapshotKind, forget_snapshots, new_snapshot
 from app.services.warehouse.availability import database_name_availability
 from app.services.warehouse.jobs import ADVANCE_WAREHOUSE, advance_job_id
 from app.settings import Settings
@@ -63,13 +65,13 @@ class WarehouseService:
         session: AsyncSession,
         *,
         settings: Settings,
-        backend: WarehouseBackend,
+        backends: ClusterBackends,
         secrets: SecretBox,
         queue: JobQueue | None,
     ) -> None:
         self.session = session
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.secrets = secrets
         self.queue = queue
         self.audit = AuditService(session)
@@ -89,8 +91,15 @@ class WarehouseService:
     # -- provision --------------------------------------------------------------------------
 
     async def provision(
-        self, ctx: RequestContext, database_name: str, table_name: str
+        self,
+        ctx: RequestContext,
+        database_name: str,
+        table_name: str | None,
+        *,
+        restore_snapshot_id: uuid.UUID | None = None,
     ) -> Credentials:
+        """Provision (or, with `restore_snapshot_id`, restore: the same steps plus bringing the
+        snapshot back before the probe; no table name, the environments keep theirs)."""
         org_id = ctx.organization_id
         # Serialises concurrent provisions of one organization; the unique constraints on
         # organization_id and database_name back this up.
@@ -112,13 +121,17 @@ class WarehouseService:
         reusing_stale = existing is not None and database_name in existing.stale_names
         if not reusing_stale:
             availability = await database_name_availability(
-                self.session, database_name, org_id, cluster_has_name=self.backend.name_exists
+                self.session, database_name, org_id, cluster_has_name=self._name_on_any_cluster
             )
             if not availability.available:
                 raise Conflict(
                     availability.reason or f"The name '{database_name}' is not available"
                 )
-        await self._check_table_name(ctx, table_name)
+        if table_name is not None:
+            await self._check_table_name(ctx, table_name)
+        # Last: a 503 when no cluster has room, with nothing recorded (API.md §8).
+        keep = existing.cluster if existing is not None and existing.state == S.FAILED else None
+        cluster = await choose_cluster(self.session, self.settings, keep=keep)
 
         password = generate_password()
         ciphertext = self.secrets.encrypt(password)
@@ -138,6 +151,7 @@ class WarehouseService:
             warehouse.generation += 1
         warehouse.database_name = database_name
         warehouse.login_role = database_name
+        warehouse.cluster = cluster
         warehouse.state = S.PENDING
         for sub in SUB_STATES:
             setattr(warehouse, sub, S.PENDING)
@@ -147,14 +161,20 @@ class WarehouseService:
         warehouse.password_ciphertext = ciphertext
         warehouse.attempt = 0
         warehouse.deadline_at = None
+        warehouse.final_snapshot_id = None
+        warehouse.restore_snapshot_id = restore_snapshot_id
         try:
             await self.session.flush()
         except IntegrityError as exc:
             raise Conflict(f"The name '{database_name}' is not available") from exc
-        await self._record_membership(ctx, table_name)
-        self._audit(ctx, warehouse, "provision", from_state, S.PENDING)
+        if table_name is not None:
+            await self._record_membership(ctx, table_name)
+        else:
+            await self._tables_again(org_id)
+        action = A.PROVISION if restore_snapshot_id is None else A.RESTORE
+        self._audit(ctx, warehouse, action.value, from_state, S.PENDING)
         operation = await self.operations.start(
-            organization_id=org_id, warehouse_id=warehouse.id, action=A.PROVISION
+            organization_id=org_id, warehouse_id=warehouse.id, action=action
         )
         self._enqueue(warehouse)
         return Credentials(warehouse, warehouse.login_role, password, operation.id)
@@ -191,14 +211,17 @@ class WarehouseService:
                 "organization"
             )
 
-    async def _record_membership(self, ctx: RequestContext, table_name: str) -> None:
+    async def _tables_again(self, organization_id: uuid.UUID) -> None:
         # The organization's tables are (re)created by the worker for every membership.
         await self.session.execute(
             update(WarehouseTeamMembership)
-            .where(WarehouseTeamMembership.organization_id == ctx.organization_id)
+            .where(WarehouseTeamMembership.organization_id == organization_id)
             .values(tables_created_at=None)
             .execution_options(synchronize_session=False)
         )
+
+    async def _record_membership(self, ctx: RequestContext, table_name: str) -> None:
+        await self._tables_again(ctx.organization_id)
         mine = await self.session.scalar(
             select(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == ctx.team.id)
         )
@@ -234,7 +257,8 @@ class WarehouseService:
         )
         password = generate_password()
         # The cluster first: the old password stops working before anyone sees the new one.
-        await self.backend.set_password(warehouse.login_role, scram_verifier(password))
+        backend = await self.backends.for_cluster(self.session, warehouse.cluster)
+        await backend.set_password(warehouse.login_role, scram_verifier(password))
         warehouse.password_ciphertext = self.secrets.encrypt(password)
         self._audit(ctx, warehouse, "rotate_password", S.READY, S.READY)
         await emit_event(
@@ -249,7 +273,9 @@ class WarehouseService:
 
     # -- teardown ---------------------------------------------------------------------------
 
-    async def deprovision(self, ctx: RequestContext) -> Deprovisioning:
+    async def deprovision(
+        self, ctx: RequestContext, *, skip_final_snapshot: bool = False
+    ) -> Deprovisioning:
         warehouse = await self._warehouse(ctx.organization_id, lock=True)
         if warehouse.state == S.DELETED:
             # Converged: the id of the deprovision that deleted it.
@@ -293,6 +319,15 @@ class WarehouseService:
         operation = await self.operations.start(
             organization_id=ctx.organization_id, warehouse_id=warehouse.id, action=A.DEPROVISION
         )
+        warehouse.final_snapshot_id = None
+        if from_state == S.READY and not skip_final_snapshot:
+            # Data never goes without its final snapshot: the teardown's first step.
+            final = new_snapshot(
+                self.settings, warehouse, SnapshotKind.FINAL, operation_id=operation.id
+            )
+            self.session.add(final)
+            warehouse.final_snapshot_id = final.id
+        await self.session.flush()
         self._enqueue(warehouse)
         return Deprovisioning(warehouse, operation.id)
 
@@ -305,10 +340,15 @@ class WarehouseService:
             )
         self._audit(ctx, warehouse, "delete_record", S.DELETED, None)
         await self.session.delete(warehouse)
+        # The snapshots go with the record; their objects and the bucket follow (worker).
+        await forget_snapshots(self.session, ctx.organization_id)
         await self.session.flush()
         return ctx.organization_id
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _name_on_any_cluster(self, name: str) -> bool:
+        return await self.backends.name_exists_anywhere(self.session, name)
 
     def _audit(
         self,

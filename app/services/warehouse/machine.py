@@ -1,10 +1,15 @@
 """The provisioning state machine: one small, idempotent step at a time.
 
-    pending -> provisioning -> ready     steps: cleanup? storage database role secret tables probe
+    pending -> provisioning -> ready     steps: cleanup? storage database role secret restore?
+                                                tables probe
                             -> failed    (a step still failing at the deadline)
     ready | failed | provisioning -> deleting -> deleted
-                                         steps: drop-database drop-role cleanup? remove-storage
-                                                destroy-secret
+                                         steps: final-snapshot? drop-database drop-role cleanup?
+                                                remove-storage destroy-secret
+    deleting -> ready                    (the final snapshot still failing at the deadline: the
+                                          warehouse is kept as it was, nothing is dropped)
+
+Storage steps (bucket, final snapshot, restore) act through `app.services.storage`.
 
 One job advances one warehouse, holding a transaction-level advisory lock on the service
 database for the whole run, so only one worker moves a warehouse at a time; a worker that dies
@@ -29,13 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.passwords import SecretBox
 from app.models import ManagedWarehouse, OperationAction, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.backend import WarehouseBackend
-from app.pgcluster.safety import ClusterAuthGuard, TrustAuthRefused
+from app.pgcluster.safety import TrustAuthRefused
 from app.pgcluster.scram import scram_verifier
 from app.pgcluster.team_tables import TeamTables
-from app.s3.local_directory import Storage
 from app.services.events.outbox import emit_event
+from app.services.fleet.backends import ClusterBackends, admin_dsn_of
+from app.services.fleet.health import note_reachable
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
+from app.services.storage import steps as storage_steps
+from app.services.storage.transfer import StorageTransfer
 from app.settings import Settings
 from app.worker import metrics
 from app.worker.failpoints import failpoint
@@ -47,6 +55,10 @@ GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTOR
 GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
+# Steps that act on the warehouse's cluster: one that succeeds shows the cluster is up.
+CLUSTER_STEPS = frozenset(
+    {"cleanup", "database", "role", "tables", "probe", "drop-database", "drop-role"}
+)
 # Steps that make or hand out credentials on the cluster: refused while it trusts logins.
 GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 # States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
@@ -58,6 +70,7 @@ SUB_STATE_OF = {
     "role": "identity_state",
     "secret": "secrets_state",
     "remove-storage": "s3_state",
+    "restore": "metadata_store_state",
     "drop-database": "metadata_store_state",
     "drop-role": "identity_state",
     "destroy-secret": "secrets_state",
@@ -68,6 +81,8 @@ LABELS = {
     "database": "Creating the database",
     "role": "Creating the login role",
     "secret": "Storing the encrypted root password",
+    "restore": "Restoring the snapshot",
+    "final-snapshot": "Taking the final snapshot",
     "tables": "Creating the environments' tables",
     "probe": "Checking that the login works",
     "drop-database": "Dropping the database",
@@ -93,6 +108,9 @@ class Snapshot:
     password_ciphertext: bytes | None
     stale_names: tuple[str, ...]
     tables: tuple[tuple[int, str | None, str | None], ...] = field(default=())
+    final_snapshot_id: uuid.UUID | None = None
+    restore_snapshot_id: uuid.UUID | None = None
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,18 +126,16 @@ class WarehouseMachine:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
-        backend: WarehouseBackend,
-        storage: Storage,
+        backends: ClusterBackends,
+        storage: StorageTransfer,
         secrets: SecretBox,
-        guard: ClusterAuthGuard,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.backend = backend
+        self.backends = backends
         self.storage = storage
         self.secrets = secrets
-        self.guard = guard
 
     def backoff(self, attempt: int) -> float:
         base = float(self.settings.job_retry_base_seconds) * 2.0 ** min(max(attempt - 1, 0), 10)
@@ -154,6 +170,8 @@ class WarehouseMachine:
                         seconds=self.settings.provision_deadline_seconds
                     )
                 tables = await self._tables_to_create(session, wh)
+                if wh.state == S.DELETING:
+                    await storage_steps.final_snapshot_pending(session, wh)
                 step = self._next_step(wh, tables)
                 if step is None:
                     if wh.state == S.DELETING:
@@ -164,6 +182,8 @@ class WarehouseMachine:
                     setattr(wh, sub, S.PROVISIONING if wh.state == S.PROVISIONING else S.DELETING)
                 if wh.attempt == 0:
                     wh.status_message = LABELS[step]
+                # The warehouse's own cluster (API.md §8), read in this step's transaction.
+                admin_dsn = await admin_dsn_of(session, self.settings, wh.cluster)
                 snap = Snapshot(
                     id=wh.id,
                     organization_id=wh.organization_id,
@@ -173,12 +193,16 @@ class WarehouseMachine:
                     password_ciphertext=wh.password_ciphertext,
                     stale_names=tuple(wh.stale_names),
                     tables=tables,
+                    final_snapshot_id=wh.final_snapshot_id,
+                    restore_snapshot_id=wh.restore_snapshot_id,
+                    cluster=wh.cluster,
                 )
             try:
+                backend = self.backends.for_dsn(admin_dsn)
                 if step in GUARDED_STEPS:
-                    await self.guard.ensure_safe()
+                    await self.backends.guard(admin_dsn).ensure_safe()
                 failpoint("before", step)
-                result = await self._act(step, snap)
+                result = await self._act(step, snap, backend)
                 failpoint("after", step)
             except Exception as exc:
                 return await self._record_failure(warehouse_id, generation, step, exc)
@@ -222,6 +246,7 @@ class WarehouseMachine:
     def _next_step(wh: ManagedWarehouse, tables: tuple[Any, ...]) -> str | None:
         if wh.state == S.DELETING:
             plan = [
+                ("final-snapshot", wh.final_snapshot_id is not None),
                 ("drop-database", wh.metadata_store_state != S.DELETED),
                 ("drop-role", wh.identity_state != S.DELETED),
                 ("cleanup", bool(wh.stale_names)),
@@ -235,6 +260,7 @@ class WarehouseMachine:
                 ("database", wh.metadata_store_state != S.READY),
                 ("role", wh.identity_state != S.READY),
                 ("secret", wh.secrets_state != S.READY),
+                ("restore", wh.restore_snapshot_id is not None),
                 ("tables", bool(tables)),
                 ("probe", True),
             ]
@@ -242,8 +268,7 @@ class WarehouseMachine:
 
     # -- actions on the outside world -------------------------------------------------------
 
-    async def _act(self, step: str, snap: Snapshot) -> Any:
-        b = self.backend
+    async def _act(self, step: str, snap: Snapshot, b: WarehouseBackend) -> Any:
         if step == "cleanup":
             for name in snap.stale_names:
                 if name != snap.database_name:
@@ -251,7 +276,7 @@ class WarehouseMachine:
                     await b.drop_role(name)
             return snap.stale_names
         if step == "storage":
-            return await self.storage.ensure(snap.organization_id)
+            return await self.storage.ensure_bucket(snap.organization_id)
         if step == "database":
             return await b.ensure_database(snap.database_name)
         if step == "role":
@@ -262,6 +287,8 @@ class WarehouseMachine:
         if step == "secret":
             self._password(snap)  # stored and readable with the configured key
             return None
+        if step in storage_steps.STEPS:
+            return await storage_steps.act(step, self.storage, b.admin_dsn, snap)
         if step == "tables":
             for _id, suffix, schema in snap.tables:
                 layout = TeamTables.for_layout(table_suffix=suffix, schema_name=schema)
@@ -276,7 +303,7 @@ class WarehouseMachine:
         if step == "drop-role":
             return await b.drop_role(snap.login_role)
         if step == "remove-storage":
-            return await self.storage.remove(snap.organization_id)
+            return await self.storage.teardown_storage(snap.organization_id)
         if step == "destroy-secret":
             return None
         raise ValueError(f"unknown step {step}")
@@ -294,11 +321,18 @@ class WarehouseMachine:
         sub = SUB_STATE_OF.get(step)
         if sub is not None:
             setattr(wh, sub, S.READY if wh.state == S.PROVISIONING else S.DELETED)
+        if step in CLUSTER_STEPS:
+            await note_reachable(session, snap.cluster)
         wh.attempt = 0
         if step == "cleanup":
             wh.stale_names = [n for n in wh.stale_names if n not in snap.stale_names]
         elif step == "storage":
             wh.storage_location = str(result)
+        elif step == "restore":
+            wh.restore_snapshot_id = None
+        elif step == "final-snapshot":
+            await storage_steps.record_final(session, snap.final_snapshot_id, result, error=None)
+            wh.final_snapshot_id = None
         elif step == "tables":
             await session.execute(
                 update(WarehouseTeamMembership)
@@ -345,7 +379,13 @@ class WarehouseMachine:
             wh.attempt += 1
             verb = "Provisioning" if wh.state == S.PROVISIONING else "Deprovisioning"
             deadline = wh.deadline_at or now()
-            if isinstance(exc, TrustAuthRefused) or now() >= deadline:
+            hopeless = isinstance(exc, (TrustAuthRefused, *storage_steps.HOPELESS))
+            if step == "final-snapshot" and now() >= deadline:
+                message = await storage_steps.abandon_final_snapshot(session, wh, error)
+                await OperationsService(session).finish_running(wh.id, GOAL_DELETED, error=message)
+                await self._transition(session, wh, S.READY, message)
+                return Outcome(S.READY)
+            if hopeless or now() >= deadline:
                 sub = SUB_STATE_OF.get(step)
                 if sub is not None:
                     setattr(wh, sub, S.FAILED)
@@ -354,6 +394,7 @@ class WarehouseMachine:
                 message = f"{verb} failed at step '{step}': {error}"
                 if isinstance(exc, TrustAuthRefused):
                     message = f"{verb} refused: {exc}"
+                message = storage_steps.hopeless_message(exc) or message
                 await self._transition(session, wh, S.FAILED, message)
                 return Outcome(S.FAILED)
             wh.status_message = (

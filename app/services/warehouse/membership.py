@@ -35,6 +35,7 @@ from app.core.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.team_tables import TeamTables, ensure_team_tables
 from app.pgcluster.tenant_connection import tenant_database
+from app.services.fleet.backends import admin_dsn_of
 from app.services.warehouse.names import (
     reserved_schema_reason,
     validate_schema_name,
@@ -109,7 +110,10 @@ class WarehouseMembershipService:
     ) -> None:
         """Create the membership's tables in the (ready) warehouse and record when."""
         await self._lock(membership.organization_id)
-        async with tenant_database(self.settings, warehouse.database_name) as conn:
+        async with tenant_database(
+            await admin_dsn_of(self.session, self.settings, warehouse.cluster),
+            warehouse.database_name,
+        ) as conn:
             try:
                 await ensure_team_tables(
                     conn, owner_role=warehouse.login_role, tables=tables_of(membership)

@@ -26,11 +26,13 @@ STATUS_PREFETCH = Prefetch(
         "w.identity_state AS wh_identity_state, w.secrets_state AS wh_secrets_state, "
         "w.ready_at AS wh_ready_at, w.failed_at AS wh_failed_at, "
         "w.database_name AS wh_database_name, w.login_role AS wh_login_role, "
-        "wm.backfill_enabled AS wh_backfill_enabled, wm.table_suffix AS wh_table_suffix"
+        "wm.backfill_enabled AS wh_backfill_enabled, wm.table_suffix AS wh_table_suffix, "
+        "wc.public_host AS wh_public_host, wc.public_port AS wh_public_port"
     ),
     joins=(
         "LEFT JOIN managed_warehouses w ON w.organization_id = t.organization_id\n"
-        "LEFT JOIN warehouse_team_memberships wm ON wm.team_id = t.id"
+        "LEFT JOIN warehouse_team_memberships wm ON wm.team_id = t.id\n"
+        "LEFT JOIN warehouse_clusters wc ON wc.name = w.cluster"
     ),
 )
 
@@ -50,6 +52,8 @@ class WarehouseStatusRow:
     login_role: str
     has_backfill: bool
     table_suffix: str | None
+    public_host: str | None  # of the warehouse's cluster
+    public_port: int | None
 
 
 def warehouse_status(row: Mapping[str, Any] | None) -> WarehouseStatusRow:
@@ -70,4 +74,6 @@ def warehouse_status(row: Mapping[str, Any] | None) -> WarehouseStatusRow:
         login_role=row["wh_login_role"],
         has_backfill=bool(row["wh_backfill_enabled"]),
         table_suffix=row["wh_table_suffix"],
+        public_host=row["wh_public_host"],
+        public_port=row["wh_public_port"],
     )

@@ -17,6 +17,7 @@ from app.core.errors import Conflict, NotFound
 from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.ingest import copy_rows
 from app.pgcluster.tenant_connection import TenantPools, tenant_database
+from app.services.fleet.backends import admin_dsn_of
 from app.services.warehouse.ingest import parse_batch
 from app.services.warehouse.membership import WarehouseMembershipService, tables_of
 from app.settings import Settings
@@ -69,10 +70,9 @@ class WarehouseRowsService:
         if membership.tables_created_at is None:
             await memberships.ensure_tables(warehouse, membership)
         tables = tables_of(membership)
+        admin_dsn = await admin_dsn_of(self.session, self.settings, warehouse.cluster)
         qualified = tables.qualified_events if table == "events" else tables.qualified_persons
-        async with tenant_database(
-            self.settings, warehouse.database_name, pools=self.pools
-        ) as conn:
+        async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
             try:
                 return await copy_rows(conn, qualified, table, rows)
             except (
@@ -82,7 +82,5 @@ class WarehouseRowsService:
                 pass
         # The tables were dropped behind our back (e.g. the warehouse was rebuilt): recreate.
         await memberships.ensure_tables(warehouse, membership)
-        async with tenant_database(
-            self.settings, warehouse.database_name, pools=self.pools
-        ) as conn:
+        async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
             return await copy_rows(conn, qualified, table, rows)

@@ -1,0 +1,1 @@
+"""Storage rules: buckets per organization, snapshots, restores, retention (API.md §9)."""
