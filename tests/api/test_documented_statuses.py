@@ -28,7 +28,12 @@ from tests.support.pipeline_records import Pipelines
 from tests.support.status_recorder import expect
 
 Url = Callable[[str], str]
-NO_BODY_ACTIONS = [("POST", "reset-password"), ("POST", "deprovision"), ("DELETE", "delete-org")]
+NO_BODY_ACTIONS = [
+    ("POST", "reset-password"),
+    ("POST", "deprovision"),
+    ("DELETE", "delete-org"),
+    ("POST", "snapshot"),
+]
 
 
 def _urls(tenant: Tenant, prefix: str) -> Url:
@@ -174,6 +179,11 @@ async def test_internal_fleet_and_webhook_statuses(
     r = await client.delete(f"/internal/webhooks/{uuid.uuid4()}?x=%00", headers=INTERNAL_HEADERS)
     expect(r, 400)
     expect(await client.delete(f"/internal/webhooks/{uuid.uuid4()}", headers=INTERNAL_HEADERS), 404)
+    for method in ("GET", "DELETE"):
+        r = await client.request(
+            method, "/internal/clusters/nowhere?x=%00", headers=INTERNAL_HEADERS
+        )
+        expect(r, 400)
 
     expect(
         await client.post("/internal/clusters/no-such-cluster/drain", headers=INTERNAL_HEADERS), 404

@@ -144,7 +144,49 @@ async def onboard_team_recipe(w: World, tenant: Tenant) -> tuple[dict[str, Any] 
     return body, check
 
 
+async def _operations(w: World, tenant: Tenant, action: str) -> list[dict[str, Any]]:
+    r = expect(await w.client.get(tenant.env_url("operations"), headers=tenant.headers), 200)
+    return [op for op in r.json()["results"] if op["action"] == action]
+
+
+async def snapshot_recipe(w: World, tenant: Tenant) -> tuple[dict[str, Any] | None, Check]:
+    await _ready(w, tenant)
+
+    async def check(first: httpx.Response) -> None:
+        assert len(await _operations(w, tenant, "snapshot")) == 1
+        r = expect(await w.client.get(tenant.env_url("snapshots"), headers=tenant.headers), 200)
+        assert [s["id"] for s in r.json()["results"]] == [first.json()["snapshot_id"]]
+
+    return None, check
+
+
+async def restore_recipe(w: World, tenant: Tenant) -> tuple[dict[str, Any] | None, Check]:
+    await _ready(w, tenant)
+    r = expect(await w.client.post(tenant.env_url("snapshot"), headers=tenant.headers), 202)
+    snapshot_id = r.json()["snapshot_id"]
+    await run_burst_worker(w.settings)
+    r = await w.client.post(
+        tenant.env_url("deprovision"), json={"skip_final_snapshot": True}, headers=tenant.headers
+    )
+    expect(r, 202)
+    await run_burst_worker(w.settings)
+    assert (await status(w.client, tenant))["state"] == "deleted"
+    name = new_name("restored")
+    body = {"snapshot_id": snapshot_id, "database_name": name}
+
+    async def check(first: httpx.Response) -> None:
+        assert len(await _operations(w, tenant, "restore")) == 1
+        await run_burst_worker(w.settings)
+        assert (await status(w.client, tenant))["state"] == "ready"
+        assert await w.cluster.count_like(name) == (1, 1)
+        (await w.cluster.login(name, name, first.json()["password"])).terminate()
+
+    return body, check
+
+
 RECIPES: dict[str, tuple[int, Recipe]] = {
+    "snapshot": (202, snapshot_recipe),
+    "restore": (202, restore_recipe),
     "provision": (202, provision_recipe),
     "reset-password": (200, reset_password_recipe),
     "deprovision": (202, deprovision_recipe),

@@ -71,6 +71,12 @@ async def test_provisions_spread_by_fill_ratio_then_run_out(fleet_app: FleetApp)
     r = await provision(fleet_app.client, late, new_name())
     expect(r, 503)
     assert r.json() == NO_CAPACITY
+    r = await fleet_app.client.post(
+        late.project_url("provision"),
+        json={"database_name": new_name(), "table_name": "main"},
+        headers=late.headers,
+    )
+    expect(r, 503)  # the same through the projects prefix
     r = await fleet_app.client.get(late.env_url("warehouse_status"), headers=late.headers)
     expect(r, 404)
     r = await fleet_app.client.get(late.env_url("operations"), headers=late.headers)
