@@ -287,6 +287,7 @@ def main() -> None:
         "ENVIRONMENT": "test",
     }
     runs: dict[str, list[dict[str, float]]] = {}
+    cpu: dict[str, float] = {}
     try:
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
         with contextlib.ExitStack() as servers:
@@ -318,9 +319,10 @@ def main() -> None:
                     prom.mkdir()
                     obs_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
                     server = servers.enter_context(
-                        uvicorn(factory, obs_env, factory=True, log=tmp / f"{name}.log")
+                        uvicorn(factory, obs_env, factory=True, log=Path(os.devnull))
                     )
                     targets[name] = (server + path, keys, "header")
+                cpu = observability.cpu_per_request(env, path, keys)
             for bare_name, app in BARES.items():
                 bare = servers.enter_context(uvicorn(app, bare_env, factory=False))
                 targets[bare_name] = (bare + "/", None, "header")
@@ -348,7 +350,8 @@ def main() -> None:
         cluster.stop("immediate")
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
-    _report(runs, levels, observability.report(runs, levels) if args.observability else {})
+    extra = {**observability.report(runs, levels), **cpu} if args.observability else {}
+    _report(runs, levels, extra)
 
 
 def _report(

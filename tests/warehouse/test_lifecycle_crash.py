@@ -26,7 +26,13 @@ from tests.support.status_recorder import expect
 pytestmark = pytest.mark.fault
 
 PROVISION_STEPS = ["storage", "database", "role", "secret", "tables", "probe"]
-TEARDOWN_STEPS = ["drop-database", "drop-role", "remove-storage", "destroy-secret"]
+TEARDOWN_STEPS = [
+    "final-snapshot",
+    "drop-database",
+    "drop-role",
+    "remove-storage",
+    "destroy-secret",
+]
 SIGKILLED = -9
 
 

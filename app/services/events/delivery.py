@@ -47,6 +47,7 @@ MIN_CLAIM = 8
 SHARDS = 4
 # On shutdown, attempts still in flight after this are abandoned (their lease brings them back).
 SHUTDOWN_GRACE_SECONDS = 3.0
+FAILURE_PAUSE_SECONDS = 2.0
 USER_AGENT = "warehouse-api-webhooks"
 
 _CLAIM = text(
@@ -325,7 +326,7 @@ class WebhookSender:
                 "recording webhook attempts failed", extra={"error_class": type(exc).__name__}
             )
             self._ended = batch + self._ended
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(FAILURE_PAUSE_SECONDS)
             self._ended_signal.set()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -357,10 +358,12 @@ class WebhookSender:
                 try:
                     claimed = await self.claim(room)
                 except Exception as exc:
+                    # The service database is away: say so, and ask again in a while.
                     logger.warning(
                         "claiming webhook deliveries failed",
                         extra={"error_class": type(exc).__name__},
                     )
+                    await asyncio.sleep(FAILURE_PAUSE_SECONDS)
             for c in claimed:
                 task = asyncio.create_task(self._attempt(c))
                 self._in_flight.add(task)

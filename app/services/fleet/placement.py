@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import NoCapacity
-from app.models import ClusterState, WarehouseCluster
+from app.models import ClusterState, ManagedWarehouse, WarehouseCluster
 from app.services.fleet.bootstrap import bootstrap_in
 from app.services.fleet.clusters import warehouse_counts
 from app.settings import Settings
@@ -39,6 +40,17 @@ async def _candidates(session: AsyncSession, exclude: frozenset[str]) -> list[Wa
     return list(rows)
 
 
+async def _bootstrap_if_empty(session: AsyncSession, settings: Settings) -> None:
+    """Placement found no candidate: if no cluster is registered at all, bootstrap `default`."""
+    registered = await session.scalar(
+        select(WarehouseCluster.name)
+        .where(WarehouseCluster.admin_url_ciphertext.is_not(None))
+        .limit(1)
+    )
+    if registered is None:
+        await bootstrap_in(session, settings)
+
+
 async def choose_cluster(
     session: AsyncSession,
     settings: Settings,
@@ -54,13 +66,8 @@ async def choose_cluster(
     """
     candidates = await _candidates(session, exclude)
     if not candidates:
-        registered = await session.scalar(
-            select(WarehouseCluster.name)
-            .where(WarehouseCluster.admin_url_ciphertext.is_not(None))
-            .limit(1)
-        )
-        if registered is None and await bootstrap_in(session, settings):
-            candidates = await _candidates(session, exclude)
+        await _bootstrap_if_empty(session, settings)
+        candidates = await _candidates(session, exclude)
     if keep is not None and any(c.name == keep for c in candidates):
         return keep
     counts = await warehouse_counts(session, [c.name for c in candidates])
@@ -75,3 +82,53 @@ async def choose_cluster(
     if best is None:
         raise NoCapacity()
     return best[1]
+
+
+_PLACE = text(
+    """
+UPDATE managed_warehouses AS w SET cluster = chosen.name
+FROM (
+    SELECT c.name
+    FROM warehouse_clusters c
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM managed_warehouses m
+        WHERE m.cluster = c.name AND m.state <> 'deleted'
+    ) k
+    WHERE c.name = ANY(CAST(:candidates AS text[])) AND k.n < c.max_warehouses
+    ORDER BY k.n::numeric / c.max_warehouses, c.name
+    LIMIT 1
+) AS chosen
+WHERE w.id = :warehouse_id
+RETURNING w.cluster
+"""
+)
+
+
+async def place_warehouse(
+    session: AsyncSession,
+    settings: Settings,
+    warehouse: ManagedWarehouse,
+    *,
+    keep: str | None = None,
+) -> str:
+    """Place a flushed warehouse row: lock the candidates, then count, choose and set its
+    `cluster` in one statement, so the locks are held for two round trips up to the commit.
+
+    The caller should commit soon after: every placement in the fleet queues on these rows.
+    """
+    names = [c.name for c in await _candidates(session, frozenset())]
+    if not names:
+        await _bootstrap_if_empty(session, settings)
+        names = [c.name for c in await _candidates(session, frozenset())]
+    if keep is not None and keep in names:
+        chosen: str | None = keep
+        if warehouse.cluster != keep:
+            warehouse.cluster = keep
+            await session.flush()
+        return keep
+    chosen = await session.scalar(_PLACE, {"candidates": names, "warehouse_id": warehouse.id})
+    if chosen is None:
+        raise NoCapacity()
+    # Written by the statement above: record it without marking the row dirty again.
+    set_committed_value(warehouse, "cluster", chosen)
+    return chosen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,7 @@ from app.models import (
 from app.pgcluster.scram import scram_verifier
 from app.services.events.outbox import emit_event
 from app.services.fleet.backends import ClusterBackends
-from app.services.fleet.placement import choose_cluster
+from app.services.fleet.placement import place_warehouse
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import SnapshotKind, forget_snapshots, new_snapshot
@@ -129,9 +129,8 @@ class WarehouseService:
                 )
         if table_name is not None:
             await self._check_table_name(ctx, table_name)
-        # Last: a 503 when no cluster has room, with nothing recorded (API.md §8).
+        # A failed warehouse counts on its cluster already and may stay there (placement).
         keep = existing.cluster if existing is not None and existing.state == S.FAILED else None
-        cluster = await choose_cluster(self.session, self.settings, keep=keep)
 
         password = generate_password()
         ciphertext = self.secrets.encrypt(password)
@@ -151,7 +150,8 @@ class WarehouseService:
             warehouse.generation += 1
         warehouse.database_name = database_name
         warehouse.login_role = database_name
-        warehouse.cluster = cluster
+        # Placed last, below; NULL meanwhile (None would let the column default apply).
+        warehouse.cluster = keep if keep is not None else null()
         warehouse.state = S.PENDING
         for sub in SUB_STATES:
             setattr(warehouse, sub, S.PENDING)
@@ -176,6 +176,10 @@ class WarehouseService:
         operation = await self.operations.start(
             organization_id=org_id, warehouse_id=warehouse.id, action=action
         )
+        # Last, so the cluster rows stay locked only from here to the commit: every
+        # provision of the fleet queues on them. No room: 503, and the transaction (with
+        # everything above) rolls back (API.md §8).
+        await place_warehouse(self.session, self.settings, warehouse, keep=keep)
         self._enqueue(warehouse)
         return Credentials(warehouse, warehouse.login_role, password, operation.id)
 
