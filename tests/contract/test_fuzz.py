@@ -25,6 +25,7 @@ from app.core.migrate import migrate_database
 from app.devtools.embedded import free_port
 from app.settings import Settings, to_plain_dsn, with_database
 from tests.support.harness import INTERNAL_HEADERS, settings_env
+from tests.support.lifecycle import run_burst_worker
 
 pytestmark = pytest.mark.fuzz
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
@@ -69,7 +70,7 @@ def live_server(settings: Settings, fuzz_database: str) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "tests.support.status_recorder:recording_app",
+            "app.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",
@@ -96,6 +97,14 @@ def live_server(settings: Settings, fuzz_database: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_jobs_left_behind(settings: Settings) -> Iterator[None]:
+    """The fuzzer provisions for real; finish its jobs here, so no later test's worker meets
+    them (and, say, sends their webhooks to that test's receiver)."""
+    yield
+    asyncio.run(run_burst_worker(settings, within=120))
 
 
 @pytest.fixture(scope="session")
