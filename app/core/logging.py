@@ -23,7 +23,7 @@ import re
 import time
 from typing import Any, Literal
 
-from app.pipeline.request_id import RequestIdFilter
+from app.core.request_id import RequestIdFilter
 
 # uvicorn adds `color_message` (the message again, with terminal colours) to its records.
 _FIELDS = "_fields"

@@ -19,10 +19,10 @@ from fastapi import Depends, Path, Request
 from app.core.context import Prefetch, Principal, RequestContext, TeamRef
 from app.core.db import ReadPool
 from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
+from app.core.request_id import note_rate_limit
 from app.core.scopes import first_missing_scope
 from app.pipeline.body_limits import raise_request_problem
 from app.pipeline.ratelimit import RateLimitStatus
-from app.pipeline.request_id import note_rate_limit
 from app.services.identity.keys import KEY_PREFIX, hash_key
 
 LAST_USED_RESOLUTION = timedelta(hours=1)

@@ -30,7 +30,7 @@ from app.core.errors import (
     is_connection_failure,
     validation_error_from_pydantic,
 )
-from app.pipeline.request_id import current_request_id, new_request_id
+from app.core.request_id import current_request_id, new_request_id
 
 logger = logging.getLogger("app.core.errors")
 

@@ -27,8 +27,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import request_id
 from app.core.logging import emit_batch, quick_record
-from app.pipeline import request_id
 from app.pipeline.body_limits import (
     PROBLEM_KEY,
     PayloadTooLarge,

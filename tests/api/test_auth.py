@@ -31,6 +31,7 @@ from tests.support.http import (
     send,
     sql,
 )
+from tests.support.status_recorder import expect
 
 ROUTES = public_routes()
 INVALID = "Personal API key found in request {} is invalid."
@@ -65,7 +66,7 @@ async def world(mclient: httpx.AsyncClient, settings: Settings) -> World:
     revoked_key = await a.add_user(8, ["*"])
     key_id = await key_id_of(settings, revoked_key)
     r = await mclient.delete(f"/internal/personal_api_keys/{key_id}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 204
+    expect(r, 204)
     return World(
         a=a,
         b=b,
@@ -182,13 +183,13 @@ async def test_key_in_query_string_and_body(app: FastAPI, settings: Settings, wo
     get_url = a.env_url("check-database-name")
     async with extended_app(settings) as ext, client_for(ext) as c:
         r = await c.get(get_url, params={"name": "acme", "personal_api_key": a.key})
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         r = await c.get(get_url, params={"name": "acme", "personal_api_key": generate_key()})
         assert_error(r, 401, "authentication_failed", INVALID.format("query string"))
 
         post_url = a.env_url("test-echo")
         r = await c.post(post_url, json={"note": "hi", "personal_api_key": a.key})
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         assert r.json() == {"team_id": a.env_id, "note": "hi", "count": 0}
         r = await c.post(post_url, json={"personal_api_key": world.revoked})
         assert_error(r, 401, "authentication_failed", INVALID.format("body"))

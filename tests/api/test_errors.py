@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.http import CRASH_MESSAGE, ERROR_KEYS, assert_error, client_for, extended_app
+from tests.support.status_recorder import expect
 
 HUGE = "x" * 100_000
 HUGE_QUERY = "x" * 60_000  # httpx refuses query strings over 64 KiB
@@ -41,7 +42,7 @@ async def owner(mclient: httpx.AsyncClient) -> Tenant:
 @pytest.fixture(scope="module")
 async def openapi(mclient: httpx.AsyncClient) -> dict[str, Any]:
     r = await mclient.get("/openapi.json")
-    assert r.status_code == 200
+    expect(r, 200)
     doc: dict[str, Any] = r.json()
     return doc
 
@@ -92,7 +93,7 @@ def assert_client_error(r: httpx.Response, *, exact_400: bool = False) -> None:
         body = r.json()
         assert set(body) == ERROR_KEYS, (where, body)
     if exact_400:
-        assert r.status_code == 400, (where, r.status_code, r.text[:300])
+        expect(r, 400)
 
 
 async def test_bad_query_values_never_500(
@@ -228,7 +229,7 @@ async def test_malformed_json_to_public_post_comes_after_auth(settings: Settings
 async def test_unhandled_exception_is_a_generic_500(settings: Settings):
     async with extended_app(settings) as ext, client_for(ext) as c:
         r = await c.get("/test-only/crash", headers={"X-Request-ID": "req-123"})
-    assert r.status_code == 500
+    expect(r, 500)
     body = r.json()
     assert set(body) == ERROR_KEYS
     assert body["type"] == "server_error" and body["code"] == "error"
@@ -245,4 +246,4 @@ async def test_value_the_database_cannot_store_is_400_not_500(settings: Settings
         assert_error(r, 400, "invalid_input")
         assert r.json()["type"] == "validation_error"
         assert "0x00" not in r.text and "SELECT" not in r.text
-        assert (await c.get("/test-only/store", params={"value": "ok"})).status_code == 200
+        expect(await c.get("/test-only/store", params={"value": "ok"}), 200)

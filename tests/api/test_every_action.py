@@ -11,6 +11,7 @@ import pytest
 from app.routers import all_actions
 from app.settings import Settings
 from tests.support.harness import Tenant, create_tenant, make_app
+from tests.support.status_recorder import expect
 
 ACTIONS = all_actions()
 MUTATING = [a for a in ACTIONS if a.method in ("POST", "DELETE")]
@@ -37,7 +38,7 @@ async def test_second_request_in_a_minute_is_throttled(limited_app, action, pref
         url = _url(tenant, prefix, action.name)
         await client.request(action.method, url, headers=tenant.headers)
         r = await client.request(action.method, url, headers=tenant.headers)
-    assert r.status_code == 429
+    expect(r, 429)
     assert r.json()["type"] == "throttled_error"
     assert int(r.headers["Retry-After"]) >= 1
 
@@ -53,6 +54,6 @@ async def test_idempotency_key_reused_with_another_body_conflicts(client, action
     assert replay.status_code == first.status_code
     assert replay.content == first.content
     other = await client.request(action.method, url, headers=headers, json={"a": 2})
-    assert other.status_code == 409
+    expect(other, 409)
     assert other.json()["code"] == "conflict"
     assert "different request" in other.json()["detail"]

@@ -9,17 +9,18 @@ from app.devtools.embedded import free_port
 from app.main import create_app
 from app.settings import Settings
 from tests.support.http import assert_error, client_for
+from tests.support.status_recorder import expect
 
 
 async def test_healthz(client: httpx.AsyncClient):
     r = await client.get("/healthz")
-    assert r.status_code == 200
+    expect(r, 200)
     assert r.json() == {"status": "ok"}
 
 
 async def test_readyz_when_dependencies_answer(client: httpx.AsyncClient):
     r = await client.get("/readyz")
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"status": "ok"}
 
 
@@ -39,4 +40,4 @@ async def test_readyz_503_when_database_unreachable(settings: Settings):
         assert r.json()["type"] == "server_error"
         assert str(closed) not in r.text  # no connection details leak
         # Liveness does not depend on the database.
-        assert (await c.get("/healthz")).status_code == 200
+        expect(await c.get("/healthz"), 200)

@@ -7,13 +7,14 @@ from typing import Any
 import httpx
 
 from app.routers import all_actions
+from tests.support.status_recorder import expect
 
 VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
 
 
 async def _doc(client: httpx.AsyncClient) -> dict[str, Any]:
     r = await client.get("/openapi.json")
-    assert r.status_code == 200
+    expect(r, 200)
     doc: dict[str, Any] = r.json()
     return doc
 

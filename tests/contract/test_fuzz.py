@@ -8,6 +8,7 @@ codes, content type and schema. `FUZZ_MAX_EXAMPLES` sets the depth (`make fuzz` 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,12 +17,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from app.core.migrate import migrate_database
 from app.devtools.embedded import free_port
-from app.settings import Settings
+from app.settings import Settings, to_plain_dsn, with_database
 from tests.support.harness import INTERNAL_HEADERS, settings_env
+from tests.support.lifecycle import run_burst_worker
 
 pytestmark = pytest.mark.fuzz
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
@@ -32,14 +36,41 @@ EXCLUDED_CHECKS = [
 
 
 @pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[str]:
+def fuzz_database(settings: Settings) -> Iterator[str]:
+    """A migrated service database of the fuzz server's own: what the fuzzer changes (the
+    cluster registry's `default` included) never reaches the other tests' database."""
+    server = to_plain_dsn(settings.database_url)
+    name = f"wh_fuzz_{uuid.uuid4().hex[:10]}"
+
+    async def execute(statement: str) -> None:
+        conn = await asyncpg.connect(with_database(server, "postgres"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    url = with_database(server, name)
+    migrate_database(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, fuzz_database: str) -> Iterator[str]:
     port = free_port()
+    env = settings_env(settings)
+    env.update(
+        DATABASE_URL=fuzz_database, QUEUE_NAME=f"{settings.queue_name}:fuzz:{uuid.uuid4().hex[:8]}"
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "tests.support.status_recorder:recording_app",
+            "app.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",
@@ -48,7 +79,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             "--log-level",
             "warning",
         ],
-        env=settings_env(settings),
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -66,6 +97,14 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_jobs_left_behind(settings: Settings) -> Iterator[None]:
+    """The fuzzer provisions for real; finish its jobs here, so no later test's worker meets
+    them (and, say, sends their webhooks to that test's receiver)."""
+    yield
+    asyncio.run(run_burst_worker(settings, within=120))
 
 
 @pytest.fixture(scope="session")

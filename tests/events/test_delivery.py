@@ -36,6 +36,7 @@ from tests.support.lifecycle import (
     wait_for_state,
     worker_env,
 )
+from tests.support.status_recorder import expect
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 DELIVERY_FIELDS = {
@@ -93,7 +94,7 @@ async def register(client, url: str, **extra) -> str:
     r = await client.post(
         "/internal/webhooks", json={"url": url, "secret": SECRET, **extra}, headers=INTERNAL_HEADERS
     )
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     webhook_id: str = r.json()["id"]
     return webhook_id
 
@@ -102,7 +103,7 @@ async def deliveries(client, webhook_id: str) -> list[dict[str, Any]]:
     r = await client.get(
         f"/internal/webhooks/{webhook_id}/deliveries?limit=100", headers=INTERNAL_HEADERS
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     rows: list[dict[str, Any]] = r.json()["results"]
     assert all(set(row) == DELIVERY_FIELDS for row in rows)
     return rows
@@ -139,16 +140,16 @@ async def test_lifecycle_events_arrive_signed(client, settings, sessionmaker, ca
         webhook_id = await register(client, receiver.url)
         tenant = await create_tenant(client)
         r = await provision(client, tenant, new_name("hook"))
-        assert r.status_code == 202
+        expect(r, 202)
         passwords = [r.json()["password"]]
         operations = [r.json()["operation_id"]]
         await run_burst_worker(settings)
         await wait_for_state(client, tenant, {"ready"})
         r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         passwords.append(r.json()["password"])
         r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-        assert r.status_code == 202
+        expect(r, 202)
         operations.append(r.json()["operation_id"])
         await run_burst_worker(settings)
         await wait_for_state(client, tenant, {"deleted"})
@@ -278,7 +279,7 @@ async def test_deleted_endpoint_gets_nothing_more(client, settings, sessionmaker
         webhook_id = await register(client, receiver.url, events=ONLY_OURS)
         await emit(sessionmaker)
         r = await client.delete(f"/internal/webhooks/{webhook_id}", headers=INTERNAL_HEADERS)
-        assert r.status_code == 204
+        expect(r, 204)
         await emit(sessionmaker)
         async with running_worker(private(settings)):
             await asyncio.sleep(1.0)

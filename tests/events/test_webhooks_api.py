@@ -9,6 +9,7 @@ import pytest
 
 from app.services.events.outbox import EVENT_TYPES
 from tests.support.harness import INTERNAL_HEADERS
+from tests.support.status_recorder import expect
 
 ALL = list(EVENT_TYPES)
 
@@ -21,7 +22,7 @@ async def test_register_list_delete(client):
     r = await client.post(
         "/internal/webhooks", json={"url": "http://127.0.0.1:9/h"}, headers=INTERNAL_HEADERS
     )
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     created = r.json()
     assert set(created) == {"id", "url", "events", "secret"}
     assert created["url"] == "http://127.0.0.1:9/h"
@@ -40,13 +41,13 @@ async def test_register_list_delete(client):
         },
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     second = r.json()
     assert second["events"] == ["warehouse.ready", "snapshot.ready"]
     assert second["secret"] == secret
 
     r = await client.get("/internal/webhooks", headers=INTERNAL_HEADERS)
-    assert r.status_code == 200
+    expect(r, 200)
     listed = r.json()
     assert set(listed) == {"results"}
     assert listed["results"] == [
@@ -56,19 +57,21 @@ async def test_register_list_delete(client):
     assert created["secret"] not in r.text and secret not in r.text
 
     r = await client.delete(f"/internal/webhooks/{created['id']}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 204 and r.content == b""
+    expect(r, 204)
+    assert r.content == b""
     r = await client.delete(f"/internal/webhooks/{created['id']}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    expect(r, 404)
+    assert r.json()["code"] == "not_found"
     r = await client.get("/internal/webhooks", headers=INTERNAL_HEADERS)
     assert [w["id"] for w in r.json()["results"]] == [second["id"]]
     r = await client.get(f"/internal/webhooks/{created['id']}/deliveries", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 @pytest.mark.parametrize("webhook_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
 async def test_unknown_ids_are_404(client, webhook_id):
     r = await client.delete(f"/internal/webhooks/{webhook_id}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
     assert set(r.json()) == {"type", "code", "detail", "attr"}
     r = await client.get(
         f"/internal/webhooks/{webhook_id}/deliveries?limit=0", headers=INTERNAL_HEADERS
@@ -84,7 +87,7 @@ async def test_needs_the_internal_token(client):
         ("GET", f"/internal/webhooks/{uuid.uuid4()}/deliveries"),
     ]:
         r = await client.request(method, path, json={"url": "http://x/"})
-        assert r.status_code == 401, (method, path)
+        expect(r, 401)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +113,7 @@ async def test_needs_the_internal_token(client):
 )
 async def test_validation(client, body, attr):
     r = await client.post("/internal/webhooks", json=body, headers=INTERNAL_HEADERS)
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["attr"] == attr
     if isinstance(body.get("secret"), str):
         assert body["secret"] not in r.text
@@ -123,7 +126,7 @@ async def test_secret_boundaries_and_unpadded_base64(client):
             json={"url": "http://127.0.0.1:9/", "secret": secret},
             headers=INTERNAL_HEADERS,
         )
-        assert r.status_code == 201, r.text
+        expect(r, 201)
 
 
 async def test_deliveries_limit(client):
@@ -133,19 +136,22 @@ async def test_deliveries_limit(client):
     url = f"/internal/webhooks/{r.json()['id']}/deliveries"
     for limit in ("1", "100", "10" * 40):
         r = await client.get(url, params={"limit": limit}, headers=INTERNAL_HEADERS)
-        assert r.status_code == 200 and r.json() == {"results": []}
+        expect(r, 200)
+        assert r.json() == {"results": []}
     for limit in ("0", "-1", "x", "1.5"):
         r = await client.get(url, params={"limit": limit}, headers=INTERNAL_HEADERS)
-        assert r.status_code == 400 and r.json()["attr"] == "limit", limit
+        expect(r, 400)
+        assert r.json()["attr"] == "limit", limit
 
 
 async def test_wrong_method_names_every_allowed_one(client):
     r = await client.put("/internal/webhooks", headers=INTERNAL_HEADERS)
-    assert r.status_code == 405
+    expect(r, 405)
     assert r.headers["allow"] == "GET, POST"
     assert r.json()["code"] == "method_not_allowed"
     r = await client.post(f"/internal/webhooks/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 405 and r.headers["allow"] == "DELETE"
+    expect(r, 405)
+    assert r.headers["allow"] == "DELETE"
 
 
 def test_retry_schedule_setting():

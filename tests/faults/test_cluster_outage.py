@@ -32,6 +32,7 @@ from tests.support.lifecycle import (
     status,
     wait_for_state,
 )
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -89,7 +90,7 @@ async def test_provisioning_waits_for_the_cluster_to_come_back(
     tenant = await create_tenant(client)
     name = new_name("outage")
     r = await provision(client, tenant, name)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await asyncio.to_thread(private_cluster.stop, "fast")
     async with running_worker(private):
         await _down_for_a_while(private_cluster, client, tenant, "provisioning")
@@ -110,14 +111,14 @@ async def test_deprovisioning_waits_for_the_cluster_to_come_back(
     cluster = Cluster(private_cluster)
     tenant = await create_tenant(client)
     name = new_name("outage")
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     async with running_worker(private):
         assert (await wait_for_state(client, tenant, {"ready", "failed"}))["state"] == "ready"
         assert await cluster.count_like(name) == (1, 1)
 
         await asyncio.to_thread(private_cluster.stop, "fast")
         r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         await _down_for_a_while(private_cluster, client, tenant, "deleting")
         body = await wait_for_state(client, tenant, {"deleted", "failed"}, within=30)
     assert body["state"] == "deleted", body

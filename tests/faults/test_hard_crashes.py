@@ -34,6 +34,7 @@ from tests.support.lifecycle import (
     status,
     wait_for_state,
 )
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -66,13 +67,13 @@ async def test_provisioning_finishes_after_redis_is_killed(
             first_name, second_name = new_name("rkill"), new_name("rkill")
             async with running_worker(private):
                 r1 = await provision(c, first, first_name)
-                assert r1.status_code == 202, r1.text
+                expect(r1, 202)
                 await sigkill(redis_server)
 
                 down = await c.get(first.env_url("warehouse_status"), headers=first.headers)
-                assert down.status_code == 200, down.text
+                expect(down, 200)
                 r2 = await provision(c, second, second_name)
-                assert r2.status_code == 202, r2.text
+                expect(r2, 202)
                 await asyncio.sleep(1.0)
                 await redis_server.start()
 
@@ -124,7 +125,7 @@ async def test_cluster_stopped_immediately_mid_provision_and_during_reset_passwo
     tenant = await create_tenant(client)
     name = new_name("crash")
     r = await provision(client, tenant, name)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     async with running_worker(private):
 
         async def cluster_step_started() -> bool:
@@ -158,9 +159,10 @@ async def test_cluster_stopped_immediately_mid_provision_and_during_reset_passwo
     finally:
         await asyncio.to_thread(crash_cluster.start)
     retried = await client.post(tenant.env_url("reset-password"), headers=headers)
-    assert retried.status_code == 200, retried.text
+    expect(retried, 200)
     replay = await client.post(tenant.env_url("reset-password"), headers=headers)
-    assert replay.status_code == 200 and replay.content == retried.content
+    expect(replay, 200)
+    assert replay.content == retried.content
     new_password = retried.json()["password"]
     assert new_password != old_password
     (await cluster.login(name, name, new_password)).terminate()
@@ -177,11 +179,11 @@ async def test_cluster_stopped_immediately_during_teardown(
     cluster = Cluster(crash_cluster)
     tenant = await create_tenant(client)
     name = new_name("crash")
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     async with running_worker(private):
         assert (await wait_for_state(client, tenant, {"ready", "failed"}))["state"] == "ready"
         r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         await asyncio.to_thread(crash_cluster.stop, "immediate")
         await asyncio.sleep(2.0)
         assert (await status(client, tenant))["state"] == "deleting"

@@ -26,6 +26,7 @@ from tests.support.lifecycle import (
     running_worker,
     wait_for_state,
 )
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -49,16 +50,16 @@ async def test_provisioning_finishes_after_redis_restarts(
             first_name, second_name = new_name("redis"), new_name("redis")
             async with running_worker(private):
                 r1 = await provision(c, first, first_name)
-                assert r1.status_code == 202, r1.text
+                expect(r1, 202)
                 await redis_server.stop()
 
                 # Redis is down: reads still answer (the rate limiter lets requests through)
                 # and a provision is accepted; its lost enqueue is the reconciler's to repair.
                 down = await c.get(first.env_url("warehouse_status"), headers=first.headers)
-                assert down.status_code == 200, down.text
+                expect(down, 200)
                 assert down.json()["org_id"] == first.org_id
                 r2 = await provision(c, second, second_name)
-                assert r2.status_code == 202, r2.text
+                expect(r2, 202)
                 await asyncio.sleep(1.0)
                 await redis_server.start()
 

@@ -20,6 +20,7 @@ from app.core.migrate import migrate_database
 from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings, with_database
 from tests.support.harness import create_tenant, make_app
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -50,14 +51,14 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             tenant = await create_tenant(client)
             url = tenant.env_url("check-database-name") + "?name=acme"
-            assert (await client.get(url, headers=tenant.headers)).status_code == 200
+            expect(await client.get(url, headers=tenant.headers), 200)
             # A read on the autocommit read engine, so its pool holds a connection too.
             activity = tenant.env_url("running_activity")
-            assert (await client.get(activity, headers=tenant.headers)).status_code == 200
+            expect(await client.get(activity, headers=tenant.headers), 200)
 
             cluster.stop("immediate")
             down = await client.get(url, headers=tenant.headers)
-            assert down.status_code == 503, down.text
+            expect(down, 503)
             assert down.json() == {
                 "type": "server_error",
                 "code": "unavailable",
@@ -67,22 +68,24 @@ async def test_outage_gives_503_then_recovers(own_database) -> None:
             assert down.headers["Retry-After"] == "1"
             # The status poll's fast path hands an outage to the routed path: 503, not 500.
             poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
-            assert (poll.status_code, poll.json()) == (503, down.json())
+            expect(poll, 503)
+            assert poll.json() == down.json()
             read = await client.get(activity, headers=tenant.headers)
-            assert (read.status_code, read.json()) == (503, down.json())
+            expect(read, 503)
+            assert read.json() == down.json()
             ready = await client.get("/readyz")
-            assert ready.status_code == 503
+            expect(ready, 503)
             assert ready.json()["code"] == "unavailable"
 
             cluster.start()
             again = await client.get(url, headers=tenant.headers)
-            assert again.status_code == 200, again.text
+            expect(again, 200)
             assert again.json() == {"name": "acme", "available": True}
             poll = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
-            assert poll.status_code == 404, poll.text  # back, and this org has no warehouse
+            expect(poll, 404)
             read = await client.get(activity, headers=tenant.headers)
             assert read.status_code == 200, (
                 read.text
             )  # the read pool's stale connection was replaced
             assert read.json()["results"] == []
-            assert (await client.get("/readyz")).status_code == 200
+            expect(await client.get("/readyz"), 200)

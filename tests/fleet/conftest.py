@@ -28,6 +28,7 @@ from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings, to_plain_dsn, with_database
 from tests.support.harness import INTERNAL_HEADERS, make_app
 from tests.support.lifecycle import derive_settings
+from tests.support.status_recorder import expect
 
 
 def _cluster(prefix: str) -> Iterator[PasswordCheckingCluster]:
@@ -122,7 +123,7 @@ class Fleet:
             r = await self.client.patch(
                 f"/internal/clusters/{name}", json=changes, headers=INTERNAL_HEADERS
             )
-            assert r.status_code == 200, r.text
+            expect(r, 200)
             body: dict[str, Any] = r.json()
             return body
         from sqlalchemy import update
@@ -139,7 +140,7 @@ class Fleet:
     async def get(self, name: str) -> dict[str, Any]:
         if self.api:
             r = await self.client.get(f"/internal/clusters/{name}", headers=INTERNAL_HEADERS)
-            assert r.status_code == 200, r.text
+            expect(r, 200)
             body: dict[str, Any] = r.json()
             return body
         from sqlalchemy import func, select
@@ -190,7 +191,7 @@ class Fleet:
 
     async def where(self, org_id: str) -> dict[str, Any]:
         r = await self.client.get(f"/internal/warehouses/{org_id}", headers=INTERNAL_HEADERS)
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         body: dict[str, Any] = r.json()
         return body
 
@@ -275,12 +276,12 @@ class FleetApp:
 
     async def clusters_by_name(self) -> dict[str, dict[str, Any]]:
         r = await self.client.get("/internal/clusters", headers=INTERNAL_HEADERS)
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         return {c["name"]: c for c in r.json()["results"]}
 
     async def placement(self, org_id: str) -> dict[str, Any]:
         r = await self.client.get(f"/internal/warehouses/{org_id}", headers=INTERNAL_HEADERS)
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         body: dict[str, Any] = r.json()
         return body
 

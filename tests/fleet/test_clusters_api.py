@@ -20,6 +20,7 @@ from app.settings import Settings, to_plain_dsn, with_database
 from tests.fleet.conftest import FleetApp
 from tests.support.harness import INTERNAL_HEADERS, create_tenant
 from tests.support.lifecycle import new_name, provision
+from tests.support.status_recorder import expect
 
 FIELDS = {
     "name",
@@ -35,7 +36,7 @@ FIELDS = {
 
 
 def refused(r: httpx.Response, detail: str) -> None:
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json() == {
         "type": "validation_error",
         "code": "invalid_input",
@@ -64,7 +65,7 @@ async def test_register_read_update_remove(
 
     r = await fleet_app.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
     seen.append(r)
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     body = r.json()
     assert set(body) == FIELDS
     assert body["name"] == "east-one" and body["state"] == "active"
@@ -74,14 +75,17 @@ async def test_register_read_update_remove(
 
     again = await fleet_app.register("east-one", c1, labels={"region": "eu"}, max_warehouses=3)
     seen.append(again)
-    assert again.status_code == 200 and again.json() == body
+    expect(again, 200)
+    assert again.json() == body
     other = await fleet_app.register("east-one", c2)
     seen.append(other)
-    assert other.status_code == 409 and other.json()["code"] == "conflict"
+    expect(other, 409)
+    assert other.json()["code"] == "conflict"
 
     r = await fleet_app.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
     seen.append(r)
-    assert r.status_code == 200 and r.json() == body
+    expect(r, 200)
+    assert r.json() == body
     listed = await fleet_app.client.get("/internal/clusters", headers=INTERNAL_HEADERS)
     seen.append(listed)
     names = [c["name"] for c in listed.json()["results"]]
@@ -91,16 +95,17 @@ async def test_register_read_update_remove(
         "east-one", state="paused", max_warehouses=9, public_host="db.example.com", labels={}
     )
     seen.append(r)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json()["state"] == "paused" and r.json()["max_warehouses"] == 9
     assert r.json()["public_host"] == "db.example.com" and r.json()["labels"] == {}
     r = await fleet_app.patch("east-one", state="active", public_port=c1.port + 0)
-    assert r.status_code == 200 and r.json()["state"] == "active"
+    expect(r, 200)
+    assert r.json()["state"] == "active"
     for bad in ({"state": "draining"}, {"max_warehouses": 0}, {"admin_url": c2.admin_dsn}):
         r = await fleet_app.patch("east-one", **bad)
-        assert r.status_code == 400, (bad, r.text)
+        expect(r, 400)
         assert r.json()["type"] == "validation_error"
-    assert (await fleet_app.patch("nowhere", state="paused")).status_code == 404
+    expect(await fleet_app.patch("nowhere", state="paused"), 404)
     # A draining cluster's state belongs to its drain.
     async with fleet_app.app.state.sessionmaker() as session, session.begin():
         await session.execute(
@@ -109,9 +114,11 @@ async def test_register_read_update_remove(
             .values(state="draining")
         )
     r = await fleet_app.patch("east-one", state="active")
-    assert r.status_code == 409 and r.json()["code"] == "conflict"
+    expect(r, 409)
+    assert r.json()["code"] == "conflict"
     r = await fleet_app.patch("east-one", max_warehouses=4)
-    assert r.status_code == 200 and r.json()["state"] == "draining"
+    expect(r, 200)
+    assert r.json()["state"] == "draining"
     async with fleet_app.app.state.sessionmaker() as session, session.begin():
         await session.execute(
             update(WarehouseCluster)
@@ -119,14 +126,17 @@ async def test_register_read_update_remove(
             .values(state="drained")
         )
     r = await fleet_app.patch("east-one", state="active")
-    assert r.status_code == 200 and r.json()["state"] == "active"
+    expect(r, 200)
+    assert r.json()["state"] == "active"
 
     r = await fleet_app.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
-    assert r.status_code == 204 and r.content == b""
+    expect(r, 204)
+    assert r.content == b""
     r = await fleet_app.client.get("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    expect(r, 404)
+    assert r.json()["code"] == "not_found"
     r = await fleet_app.client.delete("/internal/clusters/east-one", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
 
     # The admin DSN (its password above all) is in no answer and no log line.
     for cluster in (c1, c2):
@@ -212,7 +222,7 @@ async def test_register_validates_the_body(
     }
     body = {k: v for k, v in body.items() if v is not None}
     r = await fleet_app.client.post("/internal/clusters", json=body, headers=INTERNAL_HEADERS)
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["type"] == "validation_error" and r.json()["attr"] == attr, r.json()
 
 
@@ -226,11 +236,11 @@ async def test_internal_token_required(fleet_app: FleetApp) -> None:
         ("GET", f"/internal/warehouses/{uuid.uuid4()}"),
     ):
         r = await fleet_app.client.request(method, path)
-        assert r.status_code == 401, (method, path, r.text)
+        expect(r, 401)
     r = await fleet_app.client.get(f"/internal/warehouses/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
     r = await fleet_app.client.get("/internal/warehouses/not-a-uuid", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 async def test_placement_bootstraps_default_when_no_cluster_is_registered(
@@ -238,11 +248,11 @@ async def test_placement_bootstraps_default_when_no_cluster_is_registered(
 ) -> None:
     for name in await fleet_app.clusters_by_name():
         r = await fleet_app.client.delete(f"/internal/clusters/{name}", headers=INTERNAL_HEADERS)
-        assert r.status_code == 204, r.text
+        expect(r, 204)
     assert await fleet_app.clusters_by_name() == {}
     tenant = await create_tenant(fleet_app.client)
     r = await provision(fleet_app.client, tenant, new_name())
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     assert (await fleet_app.placement(tenant.org_id))["cluster"] == "default"
     default = (await fleet_app.clusters_by_name())["default"]
     assert default["public_port"] == fleet_app.clusters[0].port and default["warehouses"] == 1

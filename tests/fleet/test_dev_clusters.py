@@ -17,6 +17,7 @@ import pytest
 from app.devtools.embedded import free_port
 from app.settings import Settings, to_plain_dsn, with_database
 from tests.support.harness import settings_env
+from tests.support.status_recorder import expect
 
 SCRIPT = Path(sys.executable).parent / "warehouse"
 
@@ -66,7 +67,7 @@ async def run_dev_until_registered(env: dict[str, str], data_dir: Path, port: in
                 "/internal/clusters",
                 headers={"Authorization": f"Bearer {env['INTERNAL_API_TOKEN']}"},
             )
-        assert r.status_code == 200, r.text
+        expect(r, 200)
         results: list[Any] = r.json()["results"]
         return results
     finally:

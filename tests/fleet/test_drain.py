@@ -16,6 +16,7 @@ from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.fleet.test_moves import _target_major, move, operation, provision_on
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
+from tests.support.status_recorder import expect
 
 READY_COUNT = 10
 
@@ -30,7 +31,7 @@ async def _provision(client: httpx.AsyncClient, tenant: Tenant, name: str) -> st
         json={"database_name": name, "table_name": "main"},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     password: str = r.json()["password"]
     return password
 
@@ -79,18 +80,18 @@ async def test_drain_empties_a_cluster(
     b_count = (await fleet.get(B))["warehouses"]
     await fleet.patch(B, max_warehouses=b_count + 1)
     r = await drain(client, C)
-    assert r.status_code == 409, r.text
+    expect(r, 409)
     assert (await fleet.get(C))["state"] == "paused"
     await fleet.patch(DEFAULT, max_warehouses=500)
     await fleet.patch(B, max_warehouses=500)
 
     r = await drain(client, C)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     operation_ids = r.json()["operation_ids"]
     assert len(operation_ids) == READY_COUNT + 2
     assert (await fleet.get(C))["state"] == "draining"
-    assert (await drain(client, C)).status_code == 409
-    assert (await drain(client, "no-such-cluster")).status_code == 404
+    expect(await drain(client, C), 409)
+    expect(await drain(client, "no-such-cluster"), 404)
 
     await run_burst_worker(settings, within=300)
 
@@ -135,7 +136,7 @@ async def test_a_drain_whose_move_fails_leaves_the_cluster_paused(
     tenant, name, password = await provision_on(client, fleet, settings, DEFAULT, rows=3)
     await fleet.only(DEFAULT, C)
     r = await move(client, tenant.org_id, C)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     assert (await fleet.where(tenant.org_id))["cluster"] == C
     await fleet.only(DEFAULT)
@@ -151,7 +152,7 @@ async def test_a_drain_whose_move_fails_leaves_the_cluster_paused(
     binaries.clear_cache()
     try:
         r = await drain(client, C)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         assert (await fleet.get(C))["state"] == "draining"
         await run_burst_worker(settings, within=120)
     finally:

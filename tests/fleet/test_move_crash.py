@@ -17,6 +17,7 @@ from app.pgcluster import binaries
 from tests.fleet.conftest import DEFAULT, B, Fleet
 from tests.fleet.test_moves import _target_major, move, operation, provision_on
 from tests.support.lifecycle import run_burst_worker, run_subprocess_worker, status
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -32,7 +33,7 @@ async def test_a_move_survives_a_killed_worker(
     tenant, name, password = await provision_on(client, fleet, settings, DEFAULT, rows=120)
     await fleet.only(DEFAULT, B)
     r = await move(client, tenant.org_id, B)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
 
     assert await run_subprocess_worker(settings, failpoint=f"{when}:move-{step}") == SIGKILLED
     assert (await status(client, tenant))["state"] == "migrating"
@@ -75,7 +76,7 @@ async def test_a_rollback_survives_a_killed_worker(
     binaries.clear_cache()
     try:
         r = await move(client, tenant.org_id, B)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         assert await run_subprocess_worker(settings, failpoint=failpoint) == SIGKILLED
         assert (await status(client, tenant))["state"] == "migrating"
         await run_burst_worker(settings)

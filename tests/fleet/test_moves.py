@@ -14,6 +14,7 @@ from app.models import AuditLog, WebhookEvent
 from tests.fleet.conftest import DEFAULT, B, C, Fleet, new_name
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.lifecycle import run_burst_worker, status
+from tests.support.status_recorder import expect
 
 
 async def provision_on(
@@ -28,7 +29,7 @@ async def provision_on(
         json={"database_name": name, "table_name": "main"},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     password = r.json()["password"]
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "ready"
@@ -55,7 +56,7 @@ async def move(client: httpx.AsyncClient, org_id: str, cluster: str) -> httpx.Re
 
 async def operation(client: httpx.AsyncClient, tenant: Tenant, op_id: str) -> dict[str, Any]:
     r = await client.get(tenant.env_url(f"operations/{op_id}"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     body: dict[str, Any] = r.json()
     return body
 
@@ -71,9 +72,9 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
         json={"url": "http://127.0.0.1:9/hook", "events": ["warehouse.migrated"]},
         headers=INTERNAL_HEADERS,
     )
-    assert hook.status_code == 201, hook.text
+    expect(hook, 201)
     r = await move(client, tenant.org_id, B)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     assert list(r.json()) == ["operation_id"]
     op_id = r.json()["operation_id"]
 
@@ -83,7 +84,7 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
     assert {body[k] for k in ("s3_state", "metadata_store_state", "identity_state")} == {"ready"}
     for action in ("reset-password", "deprovision"):
         refused = await client.post(tenant.env_url(action), headers=tenant.headers)
-        assert refused.status_code == 409, refused.text
+        expect(refused, 409)
         assert refused.json()["detail"].endswith(f"(operation {op_id} is running)")
     assert (await operation(client, tenant, op_id))["status"] == "running"
 
@@ -133,11 +134,11 @@ async def test_a_moved_warehouse_keeps_its_password_and_rows(
     deleted = await client.delete(
         f"/internal/webhooks/{hook.json()['id']}", headers=INTERNAL_HEADERS
     )
-    assert deleted.status_code == 204
+    expect(deleted, 204)
 
     # reset-password acts on the warehouse's new cluster.
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     conn = await fleet.login(B, name, r.json()["password"])
     await conn.close()
 
@@ -153,50 +154,55 @@ async def test_move_answers_404_before_409(
     ready_tenant, name, _ = await provision_on(client, fleet, settings, DEFAULT, rows=1)
     await fleet.only(DEFAULT, B)
     unknown_org = str(uuid.uuid4())
-    assert (await move(client, unknown_org, B)).status_code == 404
-    assert (await move(client, "not-a-uuid", B)).status_code == 404
+    expect(await move(client, unknown_org, B), 404)
+    expect(await move(client, "not-a-uuid", B), 404)
     empty = await create_tenant(client)
-    assert (await move(client, empty.org_id, B)).status_code == 404
+    expect(await move(client, empty.org_id, B), 404)
     r = await move(client, ready_tenant.org_id, "no-such-cluster")
-    assert r.status_code == 404 and r.json()["type"] == "invalid_request", r.text
+    expect(r, 404)
+    assert r.json()["type"] == "invalid_request", r.text
 
     pending = await create_tenant(client)
     await warehouses.record(pending, state="provisioning")
-    assert (await move(client, pending.org_id, "no-such-cluster")).status_code == 404
+    expect(await move(client, pending.org_id, "no-such-cluster"), 404)
     r = await move(client, pending.org_id, B)
-    assert r.status_code == 409 and "ready" in r.json()["detail"], r.text
+    expect(r, 409)
+    assert "ready" in r.json()["detail"], r.text
 
     r = await move(client, ready_tenant.org_id, DEFAULT)
-    assert r.status_code == 409 and "already" in r.json()["detail"], r.text
+    expect(r, 409)
+    assert "already" in r.json()["detail"], r.text
     await fleet.patch(C, state="paused")
-    assert (await move(client, ready_tenant.org_id, C)).status_code == 409
+    expect(await move(client, ready_tenant.org_id, C), 409)
     await fleet.patch(C, state="active")
     await fleet.set_healthy(C, False)  # as the worker's health check records it
     try:
         r = await move(client, ready_tenant.org_id, C)
-        assert r.status_code == 409 and "not healthy" in r.json()["detail"], r.text
+        expect(r, 409)
+        assert "not healthy" in r.json()["detail"], r.text
     finally:
         await fleet.set_healthy(C, True)
     await fleet.patch(C, state="paused")
     taken = await fleet.admin(B)
     try:
         await taken.execute(f'CREATE DATABASE "{name}"')
-        assert (await move(client, ready_tenant.org_id, B)).status_code == 409
+        expect(await move(client, ready_tenant.org_id, B), 409)
     finally:
         await taken.execute(f'DROP DATABASE "{name}"')
         await taken.close()
     full = (await fleet.get(B))["warehouses"]
     await fleet.patch(B, max_warehouses=max(full, 1))
     if full >= 1:
-        assert (await move(client, ready_tenant.org_id, B)).status_code == 409
+        expect(await move(client, ready_tenant.org_id, B), 409)
     await fleet.patch(B, max_warehouses=500)
 
     r = await client.post(
         f"/internal/warehouses/{ready_tenant.org_id}/move", json={}, headers=INTERNAL_HEADERS
     )
-    assert r.status_code == 400 and r.json()["attr"] == "cluster", r.text
+    expect(r, 400)
+    assert r.json()["attr"] == "cluster", r.text
     r = await client.post(f"/internal/warehouses/{ready_tenant.org_id}/move", json={"cluster": B})
-    assert r.status_code == 401
+    expect(r, 401)
     assert (await status(client, ready_tenant))["state"] == "ready"  # nothing was started
     await fleet.drop_everywhere(name)
 
@@ -226,7 +232,7 @@ async def test_a_move_that_fails_leaves_the_warehouse_on_its_source(
     binaries.clear_cache()
     try:
         r = await move(client, tenant.org_id, B)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         await run_burst_worker(settings, within=120)
     finally:
         binaries.clear_cache()
@@ -281,7 +287,7 @@ async def test_a_target_that_does_not_answer_is_503(
         await session.commit()
     try:
         r = await move(client, tenant.org_id, "fleet-gone")
-        assert r.status_code == 503, r.text
+        expect(r, 503)
         assert r.json()["type"] == "server_error"
         assert "secret-pw" not in r.text and "postgresql://" not in r.text
         assert (await status(client, tenant))["state"] == "ready"

@@ -22,6 +22,7 @@ from tests.support.lifecycle import (
     running_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 NO_CAPACITY = {
     "type": "server_error",
@@ -43,9 +44,9 @@ async def _login(cluster: PasswordCheckingCluster, name: str, password: str) -> 
 
 async def test_provisions_spread_by_fill_ratio_then_run_out(fleet_app: FleetApp) -> None:
     c0, c1, c2 = fleet_app.clusters
-    assert (await fleet_app.patch("default", state="paused")).status_code == 200
-    assert (await fleet_app.register("alpha", c1, max_warehouses=2)).status_code == 201
-    assert (await fleet_app.register("beta", c2, max_warehouses=4)).status_code == 201
+    expect(await fleet_app.patch("default", state="paused"), 200)
+    expect(await fleet_app.register("alpha", c1, max_warehouses=2), 201)
+    expect(await fleet_app.register("beta", c2, max_warehouses=4), 201)
 
     tenants: list[Tenant] = []
     passwords: dict[str, tuple[str, str]] = {}
@@ -54,7 +55,7 @@ async def test_provisions_spread_by_fill_ratio_then_run_out(fleet_app: FleetApp)
         tenant = await create_tenant(fleet_app.client)
         name = new_name()
         r = await provision(fleet_app.client, tenant, name)
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         tenants.append(tenant)
         passwords[tenant.org_id] = (name, r.json()["password"])
         placed.append((await fleet_app.placement(tenant.org_id))["cluster"])
@@ -68,13 +69,20 @@ async def test_provisions_spread_by_fill_ratio_then_run_out(fleet_app: FleetApp)
     # Full: 503, and nothing of the attempt is recorded.
     late = await create_tenant(fleet_app.client)
     r = await provision(fleet_app.client, late, new_name())
-    assert r.status_code == 503 and r.json() == NO_CAPACITY
+    expect(r, 503)
+    assert r.json() == NO_CAPACITY
+    r = await fleet_app.client.post(
+        late.project_url("provision"),
+        json={"database_name": new_name(), "table_name": "main"},
+        headers=late.headers,
+    )
+    expect(r, 503)  # the same through the projects prefix
     r = await fleet_app.client.get(late.env_url("warehouse_status"), headers=late.headers)
-    assert r.status_code == 404
+    expect(r, 404)
     r = await fleet_app.client.get(late.env_url("operations"), headers=late.headers)
     assert r.json()["results"] == []
     r = await fleet_app.client.get(f"/internal/warehouses/{late.org_id}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404
+    expect(r, 404)
 
     await run_burst_worker(fleet_app.settings)
     by_cluster = {"alpha": c1, "beta": c2}
@@ -108,25 +116,27 @@ async def test_provisions_spread_by_fill_ratio_then_run_out(fleet_app: FleetApp)
     )
     assert r.json()["available"] is False, r.json()
     r = await provision(fleet_app.client, late, squatted)
-    assert r.status_code == 409, r.text
+    expect(r, 409)
 
     # Room again once capacity grows; a reset password is set on the warehouse's own cluster.
-    assert (await fleet_app.patch("beta", max_warehouses=5)).status_code == 200
+    expect(await fleet_app.patch("beta", max_warehouses=5), 200)
     r = await provision(fleet_app.client, late, new_name())
-    assert r.status_code == 202 and (await fleet_app.placement(late.org_id))["cluster"] == "beta"
+    expect(r, 202)
+    assert (await fleet_app.placement(late.org_id))["cluster"] == "beta"
     r = await fleet_app.client.post(
         tenants[0].env_url("reset-password"), headers=tenants[0].headers
     )
-    assert r.status_code == 200
+    expect(r, 200)
     await _login(c1, passwords[tenants[0].org_id][0], r.json()["password"])
 
     # A cluster holding warehouses that are not deleted cannot be removed.
     r = await fleet_app.client.delete("/internal/clusters/alpha", headers=INTERNAL_HEADERS)
-    assert r.status_code == 409 and r.json()["code"] == "conflict"
+    expect(r, 409)
+    assert r.json()["code"] == "conflict"
     await run_burst_worker(fleet_app.settings)
     for tenant in [tenants[0], late]:
         r = await fleet_app.client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-        assert r.status_code == 202
+        expect(r, 202)
     await run_burst_worker(fleet_app.settings)
     clusters = await fleet_app.clusters_by_name()
     assert clusters["alpha"]["warehouses"] == 1 and clusters["beta"]["warehouses"] == 4
@@ -147,9 +157,9 @@ async def test_health_check_marks_a_cluster_that_is_down(fleet_app: FleetApp) ->
         assert beta["last_checked_at"] is not None
         # Placement skips it: alpha has room for one more.
         tenant = await create_tenant(fleet_app.client)
-        assert (await fleet_app.patch("beta", max_warehouses=50)).status_code == 200
+        expect(await fleet_app.patch("beta", max_warehouses=50), 200)
         r = await provision(fleet_app.client, tenant, new_name())
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         assert (await fleet_app.placement(tenant.org_id))["cluster"] == "alpha"
     finally:
         c2.start()
@@ -169,4 +179,5 @@ async def _wait_for_health(fleet_app: FleetApp, name: str, *, healthy: bool) -> 
 
 async def test_an_unknown_org_has_no_placement(fleet_app: FleetApp) -> None:
     r = await fleet_app.client.get(f"/internal/warehouses/{uuid.uuid4()}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    expect(r, 404)
+    assert r.json()["code"] == "not_found"

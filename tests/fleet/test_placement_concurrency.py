@@ -7,13 +7,14 @@ import asyncio
 from tests.fleet.conftest import FleetApp
 from tests.support.harness import create_tenant
 from tests.support.lifecycle import new_name, provision
+from tests.support.status_recorder import expect
 
 
 async def test_fifty_simultaneous_provisions_never_overfill(fleet_app: FleetApp) -> None:
     _, c1, c2 = fleet_app.clusters
-    assert (await fleet_app.patch("default", state="paused")).status_code == 200
-    assert (await fleet_app.register("gamma", c1, max_warehouses=10)).status_code == 201
-    assert (await fleet_app.register("delta", c2, max_warehouses=15)).status_code == 201
+    expect(await fleet_app.patch("default", state="paused"), 200)
+    expect(await fleet_app.register("gamma", c1, max_warehouses=10), 201)
+    expect(await fleet_app.register("delta", c2, max_warehouses=15), 201)
     tenants = [await create_tenant(fleet_app.client) for _ in range(50)]
 
     answers = await asyncio.gather(*(provision(fleet_app.client, t, new_name()) for t in tenants))

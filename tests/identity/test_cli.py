@@ -18,6 +18,7 @@ from app.cli import main
 from app.devtools.embedded import free_port
 from app.settings import Settings
 from tests.support.http import assert_error, sql
+from tests.support.status_recorder import expect
 
 SCRIPT = Path(sys.executable).parent / "warehouse"
 
@@ -102,7 +103,7 @@ async def test_create_a_tenant_from_the_cli_and_use_its_key(
     headers = {"Authorization": f"Bearer {key['key']}"}
     base = "/api/{}/{}/data_warehouse/check-database-name/?name=acme"
     r = await client.get(base.format("projects", project["id"]), headers=headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"name": "acme", "available": True}
     r = await client.get(base.format("environments", env2["id"]), headers=headers)
     assert_error(

@@ -10,6 +10,7 @@ import httpx
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.http import assert_error, key_id_of, sql
+from tests.support.status_recorder import expect
 
 
 async def test_repeated_organization_with_same_id_returns_it(client: httpx.AsyncClient):
@@ -17,12 +18,12 @@ async def test_repeated_organization_with_same_id_returns_it(client: httpx.Async
     r1 = await client.post(
         "/internal/organizations", json={"id": org_id, "name": "Acme"}, headers=INTERNAL_HEADERS
     )
-    assert r1.status_code == 201, r1.text
+    expect(r1, 201)
     assert r1.json() == {"id": org_id, "name": "Acme"}
     r2 = await client.post(
         "/internal/organizations", json={"id": org_id, "name": "Other"}, headers=INTERNAL_HEADERS
     )
-    assert r2.status_code == 200, r2.text
+    expect(r2, 200)
     assert r2.json() == {"id": org_id, "name": "Acme"}
 
 
@@ -32,11 +33,11 @@ async def test_repeated_user_email_adds_membership(
     email = f"{uuid.uuid4().hex[:10]}@Example.com"
     body = {"email": email, "organization_id": tenant.org_id, "level": 1}
     r1 = await client.post("/internal/users", json=body, headers=INTERNAL_HEADERS)
-    assert r1.status_code == 201, r1.text
+    expect(r1, 201)
     assert r1.json()["email"] == email.lower()
     body2 = {"email": email, "organization_id": other_tenant.org_id, "level": 8}
     r2 = await client.post("/internal/users", json=body2, headers=INTERNAL_HEADERS)
-    assert r2.status_code == 200, r2.text
+    expect(r2, 200)
     assert r2.json() == r1.json()
     rows = await sql(
         settings,
@@ -54,7 +55,7 @@ async def test_repeated_user_email_adds_membership(
         other_tenant.env_url("check-database-name") + "?name=acme",
         headers={"Authorization": f"Bearer {key}"},
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
 
 
 async def test_internal_token_required(client: httpx.AsyncClient, tenant: Tenant):
@@ -95,10 +96,11 @@ async def test_deleted_key_stops_working_at_once(
     url = tenant.env_url("check-database-name") + "?name=acme"
     key = await tenant.add_user(8, ["*"])
     headers = {"Authorization": f"Bearer {key}"}
-    assert (await client.get(url, headers=headers)).status_code == 200
+    expect(await client.get(url, headers=headers), 200)
     key_id = await key_id_of(settings, key)
     r = await client.delete(f"/internal/personal_api_keys/{key_id}", headers=INTERNAL_HEADERS)
-    assert r.status_code == 204 and r.content == b""
+    expect(r, 204)
+    assert r.content == b""
     r = await client.get(url, headers=headers)
     assert_error(
         r,
@@ -111,7 +113,7 @@ async def test_deleted_key_stops_working_at_once(
     r = await client.delete("/internal/personal_api_keys/not-a-uuid", headers=INTERNAL_HEADERS)
     assert_error(r, 400, "invalid_input")
     # Other keys of the organization keep working.
-    assert (await client.get(url, headers=tenant.headers)).status_code == 200
+    expect(await client.get(url, headers=tenant.headers), 200)
 
 
 async def test_key_is_returned_once_and_scopes_deduplicated(
@@ -126,7 +128,7 @@ async def test_key_is_returned_once_and_scopes_deduplicated(
         },
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     body = r.json()
     assert set(body) == {"id", "key", "mask_value", "scopes"}
     assert body["key"].startswith("phx_") and len(body["key"]) >= 47
@@ -149,7 +151,7 @@ async def test_project_timezone_applies_to_primary_environment(
         json={"project_id": tenant.project_id, "name": "eu", "timezone": "Europe/Paris"},
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 201, r.text
+    expect(r, 201)
     assert r.json()["timezone"] == "Europe/Paris"
     assert r.json()["project_id"] == tenant.project_id
     # The project prefix still resolves to the primary environment, not the new one.
@@ -181,12 +183,12 @@ async def test_last_used_at_written_at_most_once_an_hour(
 
     assert await last_used() is None
     before = datetime.now(UTC)
-    assert (await client.get(url, headers=headers)).status_code == 200
+    expect(await client.get(url, headers=headers), 200)
     first = await last_used()
     assert first is not None and first >= before - timedelta(seconds=1)
     xmin = (await sql(settings, "SELECT xmin::text FROM personal_api_keys WHERE id=$1", key_id))[0]
-    assert (await client.get(url, headers=headers)).status_code == 200
-    assert (await client.get(url, headers=headers)).status_code == 200
+    expect(await client.get(url, headers=headers), 200)
+    expect(await client.get(url, headers=headers), 200)
     assert await last_used() == first
     # Not rewritten at all: the row version is unchanged (xmin changes on every UPDATE).
     again = (await sql(settings, "SELECT xmin::text FROM personal_api_keys WHERE id=$1", key_id))[0]
@@ -194,6 +196,6 @@ async def test_last_used_at_written_at_most_once_an_hour(
     # An hour later the next request writes it once more.
     old = first - timedelta(hours=1, minutes=1)
     await sql(settings, "UPDATE personal_api_keys SET last_used_at=$1 WHERE id=$2", old, key_id)
-    assert (await client.get(url, headers=headers)).status_code == 200
+    expect(await client.get(url, headers=headers), 200)
     latest = await last_used()
     assert latest is not None and latest > first

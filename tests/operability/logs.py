@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.core.logging import JsonFormatter, KeyValueFormatter, RedactKeys
+from app.core.request_id import RequestIdFilter
 from app.pipeline.observability import flush_pending
-from app.pipeline.request_id import RequestIdFilter
 
 
 class Captured:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.http import ERROR_KEYS, client_for, extended_app
+from tests.support.status_recorder import expect
 
 PUBLIC_LIMIT = 65_536
 INTERNAL_LIMIT = 16 * 1024 * 1024
@@ -100,7 +101,7 @@ def auth(path: str, tenant: Tenant) -> dict[str, str]:
 
 def assert_error(r: httpx.Response, status: int, code: str, what: str) -> None:
     where = (what, r.request.method, r.request.url.path, r.status_code, r.text[:300])
-    assert r.status_code == status, where
+    expect(r, status)
     body = r.json()
     assert set(body) == ERROR_KEYS, where
     assert body["code"] == code, where
@@ -183,7 +184,7 @@ async def test_internal_limit_is_a_setting(settings: Settings):
             content=b'{"name": "' + b"y" * 200 + b'"}' + b" " * 700,
             headers={**INTERNAL_HEADERS, **JSON},
         )
-        assert r.status_code == 201, r.text
+        expect(r, 201)
 
 
 async def test_nul_or_lone_surrogate_in_a_query_is_400_after_auth(
@@ -198,12 +199,13 @@ async def test_nul_or_lone_surrogate_in_a_query_is_400_after_auth(
     r = await mclient.get(f"{url}?name=a%00b", headers=owner.headers)
     assert r.json()["attr"] == "name"
     r = await mclient.get(f"{url}?name=caf%C3%A9-ok%F0%9F%98%80", headers=owner.headers)
-    assert r.status_code == 400 and r.json()["code"] == "invalid_input"  # a name rule, not NUL
+    expect(r, 400)
+    assert r.json()["code"] == "invalid_input"  # a name rule, not NUL
 
 
 async def test_a_paired_surrogate_is_fine(mclient: httpx.AsyncClient, owner: Tenant):
     url = owner.env_url("test-echo")
     body = b'{"note": "\\ud83d\\ude00"}'
     r = await mclient.post(url, content=body, headers={**owner.headers, **JSON})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json()["note"] == "\U0001f600"

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant
 from tests.support.http import assert_error, sql
+from tests.support.status_recorder import expect
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -31,7 +32,7 @@ def value(figures: Figures, name: str, **labels: str) -> float:
 
 async def scrape(client: httpx.AsyncClient) -> Figures:
     r = await client.get("/metrics", headers=INTERNAL_HEADERS)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.headers["content-type"].startswith("text/plain")
     return samples(r.text)
 
@@ -51,7 +52,7 @@ async def test_requests_are_counted_by_route_template(client: httpx.AsyncClient,
         r = await client.get(
             tenant.env_url("check-database-name"), params={"name": name}, headers=tenant.headers
         )
-        assert r.status_code == 200
+        expect(r, 200)
     await client.get(tenant.env_url("check-database-name"))  # 400 without the name? 401 first
     await client.get(f"/nothing-here/{uuid.uuid4()}")
     text = (await client.get("/metrics", headers=INTERNAL_HEADERS)).text
@@ -83,7 +84,7 @@ async def test_gauges_reflect_the_database(
         json={"database_name": "gauge" + uuid.uuid4().hex[:8], "table_name": "events"},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     figures = await scrape(client)
     rows = await sql(
         settings,

@@ -12,6 +12,7 @@ from app.settings import Settings
 from tests.operability.logs import captured_logs
 from tests.support.harness import INTERNAL_HEADERS, Tenant
 from tests.support.http import client_for, extended_app, key_id_of
+from tests.support.status_recorder import expect
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -46,7 +47,7 @@ async def test_every_log_line_of_a_request_names_its_id(settings: Settings):
     async with extended_app(settings) as ext, client_for(ext) as c:
         with captured_logs() as logs:
             r = await c.get("/test-only/crash", headers={"X-Request-ID": "crash-1"})
-        assert r.status_code == 500
+        expect(r, 500)
         assert r.headers["x-request-id"] == "crash-1"
         assert r.json()["detail"] == "A server error occurred. Request id: crash-1."
         # The service's own lines (the test client's httpx logger writes one too).
@@ -70,7 +71,7 @@ async def test_access_line_fields(client: httpx.AsyncClient, tenant: Tenant, set
             params={"name": "acme-access"},
             headers={**tenant.headers, "X-Request-ID": "access-1"},
         )
-        assert r.status_code == 200
+        expect(r, 200)
         await client.get(f"/api/projects/{tenant.project_id}/data_warehouse/nope/")
     first, second = logs.access()
     assert first["request_id"] == "access-1"

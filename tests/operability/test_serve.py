@@ -22,6 +22,7 @@ from tests.operability.test_metrics import samples, value
 from tests.support.harness import INTERNAL_HEADERS, create_tenant, settings_env
 from tests.support.http import client_for
 from tests.support.lifecycle import provision, wait_for_state
+from tests.support.status_recorder import expect
 
 WAREHOUSE = str(Path(sys.executable).parent / "warehouse")
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,7 @@ async def test_two_workers_json_logs_and_metrics(settings: Settings, tmp_path: P
             await asyncio.sleep(0.5)  # each worker writes its figures within 0.1 s
             assert len(pids_in(metrics_dir)) >= 2  # both worker processes wrote figures
             r = await c.get("/metrics", headers=INTERNAL_HEADERS)
-            assert r.status_code == 200
+            expect(r, 200)
             after = samples(r.text)
 
     def delta(route: str, status: str, method: str = "GET") -> float:
@@ -152,10 +153,10 @@ async def test_worker_serves_its_own_metrics(settings: Settings, app, tmp_path: 
         tenant = await create_tenant(client)
         with running([WAREHOUSE, "worker"], env, tmp_path / "worker.log", url):
             r = await provision(client, tenant, "wm" + uuid.uuid4().hex[:10])
-            assert r.status_code == 202, r.text
+            expect(r, 202)
             await wait_for_state(client, tenant, {"ready"})
             r = await c_get(url)
-    assert r.status_code == 200
+    expect(r, 200)
     figures = samples(r.text)
     assert (
         value(figures, "warehouse_worker_jobs_total", function="advance_warehouse", outcome="ok")

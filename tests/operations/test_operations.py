@@ -15,6 +15,7 @@ from app.models import Operation, WarehouseTeamMembership
 from app.settings import Settings
 from tests.support.harness import Tenant, create_tenant
 from tests.support.lifecycle import derive_settings, new_name, provision, run_burst_worker, status
+from tests.support.status_recorder import expect
 
 FIELDS = {"id", "action", "status", "org_id", "created_at", "updated_at", "finished_at", "error"}
 
@@ -25,9 +26,10 @@ def running_detail(operation_id: str) -> re.Pattern[str]:
 
 async def get_operation(client: httpx.AsyncClient, tenant: Tenant, op_id: str) -> dict[str, Any]:
     r = await client.get(tenant.env_url(f"operations/{op_id}"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     r2 = await client.get(tenant.project_url(f"operations/{op_id}"), headers=tenant.headers)
-    assert r2.status_code == 200 and r2.json() == r.json()
+    expect(r2, 200)
+    assert r2.json() == r.json()
     body: dict[str, Any] = r.json()
     assert set(body) == FIELDS
     return body
@@ -37,7 +39,7 @@ async def test_provision_operation_runs_then_succeeds(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings
 ) -> None:
     r = await provision(client, tenant, new_name())
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     op_id = r.json()["operation_id"]
     assert set(r.json()) == {"status", "org", "username", "password", "operation_id"}
     op = await get_operation(client, tenant, op_id)
@@ -46,7 +48,7 @@ async def test_provision_operation_runs_then_succeeds(
 
     # A credential change waits for it, and says which operation is in the way.
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 409
+    expect(r, 409)
     assert running_detail(op_id).fullmatch(r.json()["detail"]), r.json()
 
     await run_burst_worker(settings)
@@ -55,30 +57,33 @@ async def test_provision_operation_runs_then_succeeds(
     assert op["status"] == "succeeded" and op["error"] is None
     assert op["finished_at"] is not None
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 200
+    expect(r, 200)
 
     # Deprovision: one operation, however often it is asked for.
     first = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert first.status_code == 202
+    expect(first, 202)
     dep_id = first.json()["operation_id"]
     assert set(first.json()) == {"status", "org", "operation_id"}
     again = await client.post(tenant.project_url("deprovision"), headers=tenant.headers)
-    assert again.status_code == 202 and again.json()["operation_id"] == dep_id
+    expect(again, 202)
+    assert again.json()["operation_id"] == dep_id
     # While it runs: no provision, no password reset, both naming it.
     r = await provision(client, tenant, new_name())
-    assert r.status_code == 409 and running_detail(dep_id).fullmatch(r.json()["detail"])
+    expect(r, 409)
+    assert running_detail(dep_id).fullmatch(r.json()["detail"])
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 409 and running_detail(dep_id).fullmatch(r.json()["detail"])
+    expect(r, 409)
+    assert running_detail(dep_id).fullmatch(r.json()["detail"])
 
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "deleted"
     assert (await get_operation(client, tenant, dep_id))["status"] == "succeeded"
     after = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert after.status_code == 202
+    expect(after, 202)
     assert after.json()["operation_id"] == dep_id and after.json()["status"] == "deleted"
 
     r = await client.get(tenant.env_url("operations"), headers=tenant.headers)
-    assert r.status_code == 200
+    expect(r, 200)
     listed = r.json()
     assert [o["id"] for o in listed["results"]] == [dep_id, op_id]
     assert listed["next"] is None and listed["previous"] is None
@@ -95,7 +100,7 @@ async def test_deprovision_during_provisioning_fails_the_provision(
     # Let the worker take the first steps: `provisioning` allows a deprovision (§4.2).
     await _set_state(app, tenant, "provisioning")
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     dep_id = r.json()["operation_id"]
     assert dep_id != prov_id
     prov = await get_operation(client, tenant, prov_id)
@@ -191,7 +196,8 @@ async def test_list_pages_and_caps(client: httpx.AsyncClient, app: FastAPI) -> N
     r = await client.get(
         tenant.env_url("operations"), params={"offset": str(10**40)}, headers=tenant.headers
     )
-    assert r.status_code == 200 and r.json()["results"] == [] and r.json()["next"] is None
+    expect(r, 200)
+    assert r.json()["results"] == [] and r.json()["next"] is None
 
     for bad, attr in (
         ({"limit": "0"}, "limit"),
@@ -199,7 +205,8 @@ async def test_list_pages_and_caps(client: httpx.AsyncClient, app: FastAPI) -> N
         ({"offset": "1.5"}, "offset"),
     ):
         r = await client.get(tenant.env_url("operations"), params=bad, headers=tenant.headers)
-        assert r.status_code == 400 and r.json()["attr"] == attr, r.text
+        expect(r, 400)
+        assert r.json()["attr"] == attr, r.text
 
 
 async def test_retrieve_not_found(client: httpx.AsyncClient, app: FastAPI) -> None:
@@ -221,14 +228,15 @@ async def test_retrieve_not_found(client: httpx.AsyncClient, app: FastAPI) -> No
     for raw in (str(op_id), str(uuid.uuid4()), "not-a-uuid", "1" * 200):
         for url in (mine.env_url(f"operations/{raw}"), mine.project_url(f"operations/{raw}")):
             r = await client.get(url, headers=mine.headers)
-            assert r.status_code == 404, r.text
+            expect(r, 404)
             assert r.json()["code"] == "not_found"
     # Read scope is enough; no admin needed.
     member = await theirs.add_user(1, ["warehouse_view:read"])
     r = await client.get(
         theirs.env_url(f"operations/{op_id}"), headers={"Authorization": f"Bearer {member}"}
     )
-    assert r.status_code == 200 and r.json()["status"] == "running"
+    expect(r, 200)
+    assert r.json()["status"] == "running"
 
 
 async def _set_state(app: FastAPI, tenant: Tenant, state: str) -> None:

@@ -13,6 +13,7 @@ from app.devtools.demo import DemoFiller
 from app.settings import Settings
 from tests.support.harness import INTERNAL_TOKEN, Tenant
 from tests.support.lifecycle import running_worker
+from tests.support.status_recorder import expect
 
 TABLES = (
     "external_data_sources",
@@ -56,7 +57,7 @@ async def _get(client: httpx.AsyncClient, tenant: Tenant, action: str) -> Any:
     r = await client.get(
         tenant.env_url(name) + (f"?{query}" if query else ""), headers=tenant.headers
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     return r.json()
 
 

@@ -8,11 +8,12 @@ import pytest
 
 from tests.support.harness import Tenant, create_tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 
 async def _get(client, tenant: Tenant, action: str, qs: str = "", status: int = 200):
     r = await client.get(tenant.env_url(action) + qs, headers=tenant.headers)
-    assert r.status_code == status, r.text
+    expect(r, status)
     return r.json()
 
 
@@ -176,10 +177,11 @@ async def test_project_prefix_and_scope(client, tenant: Tenant):
     p = Pipelines(client, tenant.env_id)
     await p.import_job(await p.table(await p.source()), status="Running")
     r = await client.get(tenant.project_url("running_activity"), headers=tenant.headers)
-    assert r.status_code == 200 and len(r.json()["results"]) == 1
+    expect(r, 200)
+    assert len(r.json()["results"]) == 1
     key = await tenant.add_user(scopes=["query:read"])
     r = await client.get(
         tenant.env_url("running_activity"), headers={"Authorization": f"Bearer {key}"}
     )
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'warehouse_view:read'"

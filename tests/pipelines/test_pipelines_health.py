@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from app.models import Dashboard
 from tests.support.harness import Tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 
 async def _issues(client, tenant: Tenant):
     r = await client.get(tenant.env_url("data_health_issues"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     return r.json()
 
 
@@ -161,7 +162,7 @@ async def test_healthy_deleted_paused_and_disabled_things_never_appear(client, t
             "Authorization": f"Bearer {await tenant.add_user(scopes=['warehouse_view:read'])}"
         },
     )
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'external_data_source:read'"
 
 
@@ -193,4 +194,4 @@ async def test_concurrent_first_dashboard_calls_create_one(app: FastAPI, client,
     r = await client.get(
         tenant.env_url("data_ops_dashboard"), headers={"Authorization": f"Bearer {key}"}
     )
-    assert r.status_code == 403
+    expect(r, 403)

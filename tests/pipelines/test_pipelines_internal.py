@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.models import ExternalDataJob, ExternalDataSource
 from tests.support.harness import INTERNAL_HEADERS, Tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 
 async def _count(app: FastAPI, model: type, **where: object) -> int:
@@ -92,7 +93,7 @@ async def test_wrong_token_is_401(client, tenant: Tenant, headers, code):
         json={"source_type": "Stripe", "status": "Completed"},
         headers=headers,
     )
-    assert r.status_code == 401
+    expect(r, 401)
     assert r.json()["code"] == code
 
 
@@ -122,7 +123,7 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
     ]
     for body, attr in cases:
         r = await client.put(url, json=body, headers=INTERNAL_HEADERS)
-        assert r.status_code == 400, (body, r.text)
+        expect(r, 400)
         assert r.json()["type"] == "validation_error"
         assert r.json()["attr"] == attr
 
@@ -131,13 +132,15 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         json={"name": "x", "type": "destination", "state": 7, "enabled": True},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "state")
+    expect(r, 400)
+    assert r.json()["attr"] == "state"
     r = await client.put(
         f"{p.base}/functions/{uuid.uuid4()}",
         json={"name": "x", "type": "destination", "state": False, "enabled": True},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "state")
+    expect(r, 400)
+    assert r.json()["attr"] == "state"
     r = await client.put(
         f"/internal/organizations/{tenant.org_id}/billing",
         json={
@@ -148,22 +151,24 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         },
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "period_end")
+    expect(r, 400)
+    assert r.json()["attr"] == "period_end"
     r = await client.put(
         f"{p.base}/backfill_partitions/groups/p1",
         json={"state": "running"},
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "dataset")
+    expect(r, 400)
+    assert r.json()["attr"] == "dataset"
     r = await client.put(f"{p.base}/sources/not-a-uuid", json={}, headers=INTERNAL_HEADERS)
-    assert r.status_code == 400
+    expect(r, 400)
     for team in (str(2**70), "0", "-1", "abc"):  # names no environment
         r = await client.put(
             f"/internal/environments/{team}/sources/{uuid.uuid4()}",
             json={"source_type": "Stripe", "status": "Completed"},
             headers=INTERNAL_HEADERS,
         )
-        assert r.status_code == 404, team
+        expect(r, 404)
     r = await client.put(
         f"/internal/organizations/{tenant.org_id}/billing",
         json={
@@ -174,7 +179,8 @@ async def test_bad_bodies_are_400_with_attr(client, tenant: Tenant):
         },
         headers=INTERNAL_HEADERS,
     )
-    assert (r.status_code, r.json()["attr"]) == (400, "period_start")
+    expect(r, 400)
+    assert r.json()["attr"] == "period_start"
 
 
 async def test_unknown_parents_are_404(client, tenant: Tenant, other_tenant: Tenant):
@@ -229,7 +235,7 @@ async def test_unknown_parents_are_404(client, tenant: Tenant, other_tenant: Ten
     ]
     for url, body in cases:
         r = await client.put(url, json=body, headers=INTERNAL_HEADERS)
-        assert r.status_code == 404, (url, r.text)
+        expect(r, 404)
         assert r.json()["code"] == "not_found"
 
 
@@ -240,7 +246,7 @@ async def test_id_of_another_environment_is_409(client, tenant: Tenant, other_te
         json={"source_type": "Hubspot", "status": "Completed"},
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 409
+    expect(r, 409)
     # The other environment's record is untouched.
     same = await Pipelines(client, other_tenant.env_id).put(
         f"/internal/environments/{other_tenant.env_id}/sources/{sid}",
@@ -342,19 +348,21 @@ async def test_every_record_put_answers_400_401_404_409(
     url = f"{mine.base}/{my_route.format(id=record_id)}"
 
     r = await client.put(url, json=body)
-    assert r.status_code == 401
+    expect(r, 401)
     r = await client.put(url, json={}, headers=INTERNAL_HEADERS)
-    assert (r.status_code, r.json()["type"]) == (400, "validation_error")
+    expect(r, 400)
+    assert r.json()["type"] == "validation_error"
     r = await client.put(
         f"/internal/environments/999999999/{my_route.format(id=record_id)}",
         json=body,
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 404
+    expect(r, 404)
     # The same id already stored by another environment: never moved, never overwritten.
     await theirs.put(f"{theirs.base}/{their_route.format(id=record_id)}", their_body)
     r = await client.put(url, json=body, headers=INTERNAL_HEADERS)
-    assert (r.status_code, r.json()["code"]) == (409, "conflict")
+    expect(r, 409)
+    assert r.json()["code"] == "conflict"
 
 
 async def test_backfill_partition_and_billing_unknown_owner_is_404(client):
@@ -363,11 +371,11 @@ async def test_backfill_partition_and_billing_unknown_owner_is_404(client):
         json={"state": "running"},
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 404
+    expect(r, 404)
     r = await client.put(
         "/internal/environments/1/backfill_partitions/events/p1", json={"state": "running"}
     )
-    assert r.status_code == 401
+    expect(r, 401)
     r = await client.put(
         f"/internal/organizations/{uuid.uuid4()}/billing",
         json={
@@ -377,4 +385,4 @@ async def test_backfill_partition_and_billing_unknown_owner_is_404(client):
             "tracked_rows": 0,
         },
     )
-    assert r.status_code == 401
+    expect(r, 401)

@@ -12,11 +12,12 @@ from app.models import WarehouseTeamMembership
 from app.services.pipelines.readiness import rollup
 from tests.support.harness import Tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 
 async def _status(client, tenant: Tenant):
     r = await client.get(tenant.env_url("managed-warehouse-data-status"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     return r.json()
 
 
@@ -142,7 +143,7 @@ async def test_sources_states_sorting_and_schemas(client, tenant: Tenant):
         tenant.env_url("managed-warehouse-source-schemas") + f"?source_id={first}",
         headers=tenant.headers,
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     schemas = r.json()["schemas"]
     assert [(s["table_name"], s["readiness_state"]) for s in schemas] == [
         ("orders", "up_to_date"),
@@ -177,7 +178,7 @@ async def test_source_schemas_bad_ids(client, tenant: Tenant, qs, status):
     r = await client.get(
         tenant.env_url("managed-warehouse-source-schemas") + qs, headers=tenant.headers
     )
-    assert r.status_code == status, r.text
+    expect(r, status)
     if status == 400:
         assert r.json()["attr"] == "source_id"
 
@@ -188,7 +189,7 @@ async def test_other_environments_source_is_404(client, tenant: Tenant, other_te
         tenant.env_url("managed-warehouse-source-schemas") + f"?source_id={sid}",
         headers=tenant.headers,
     )
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 async def test_project_prefix_reads_the_primary_environment(client, tenant: Tenant):
@@ -197,4 +198,5 @@ async def test_project_prefix_reads_the_primary_environment(client, tenant: Tena
         tenant.project_url("managed-warehouse-source-schemas") + f"?source_id={sid}",
         headers=tenant.headers,
     )
-    assert (r.status_code, r.json()) == (200, {"schemas": []})
+    expect(r, 200)
+    assert r.json() == {"schemas": []}

@@ -9,11 +9,12 @@ import pytest
 
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 
 async def _stats(client, tenant: Tenant, qs: str = "", status: int = 200):
     r = await client.get(tenant.env_url("job_stats") + qs, headers=tenant.headers)
-    assert r.status_code == status, r.text
+    expect(r, status)
     return r.json()
 
 
@@ -133,7 +134,7 @@ async def _billing(client, tenant: Tenant, start: datetime, end: datetime, track
         },
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
 
 
 async def test_total_rows_stats_with_billing_record(client, tenant: Tenant):
@@ -157,7 +158,7 @@ async def test_total_rows_stats_with_billing_record(client, tenant: Tenant):
     await p.modeling_job(qid, rows=500, created_at=start - timedelta(days=1))
 
     r = await client.get(tenant.env_url("total_rows_stats"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     body = r.json()
     assert body["billing_available"] is True
     assert body["billing_interval"] == "month"

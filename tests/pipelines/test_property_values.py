@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings
 from tests.support.harness import INTERNAL_HEADERS, Tenant, create_tenant
+from tests.support.status_recorder import expect
 from tests.support.warehouses import ReadyWarehouse, Warehouses
 
 
@@ -35,7 +36,7 @@ async def push(client: httpx.AsyncClient, team_id: int, table: str, rows: list[A
         json={"table": table, "rows": rows},
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
 
 
 async def values(client: httpx.AsyncClient, tenant: Tenant, **params: str) -> httpx.Response:
@@ -45,7 +46,7 @@ async def values(client: httpx.AsyncClient, tenant: Tenant, **params: str) -> ht
 
 
 def names(r: httpx.Response) -> list[str]:
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     return [item["name"] for item in r.json()["results"]]
 
 
@@ -165,12 +166,12 @@ async def test_onboarded_schema_tables(
     r = await client.post(
         tenant.env_url("onboard-team"), json={"schema_name": "crm"}, headers=tenant.headers
     )
-    assert r.status_code == 200
+    expect(r, 200)
     await push(client, tenant.env_id, "events", [ev("login")])
     for table in ("events", "crm.events"):
         assert names(await values(client, tenant, table_name=table, key="event")) == ["login"]
     r = await values(client, tenant, table_name="events_crm", key="event")
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 @pytest.mark.parametrize(
@@ -211,7 +212,7 @@ async def test_errors(
 ) -> None:
     tenant = loaded.tenant
     r = await values(client, tenant, **params)
-    assert r.status_code == status, r.text
+    expect(r, status)
     if detail is not None:
         assert r.json()["detail"] == detail
         assert r.json()["attr"] == attr
@@ -223,10 +224,10 @@ async def test_environment_without_warehouse_tables_answers_404(
     client: httpx.AsyncClient, tenant: Tenant, warehouses: Warehouses
 ) -> None:
     r = await values(client, tenant, table_name="events_main", key="event")
-    assert r.status_code == 404
+    expect(r, 404)
     await warehouses.record(tenant, state="provisioning", table_name="main")
     r = await values(client, tenant, table_name="events_main", key="event")
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 async def test_another_environments_tables_are_not_visible(
@@ -239,13 +240,13 @@ async def test_another_environments_tables_are_not_visible(
         json={"table_name": "staging"},
         headers=tenant.headers,
     )
-    assert r.status_code == 200
+    expect(r, 200)
     r = await client.get(
         f"/api/environments/{staging}/data_warehouse/property_values/",
         params={"table_name": "events_main", "key": "event"},
         headers=tenant.headers,
     )
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 @pytest.mark.parametrize(
@@ -293,7 +294,7 @@ async def test_quoted_json_values_are_returned_as_data(
 async def test_query_read_scope_is_required(client: httpx.AsyncClient) -> None:
     tenant = await create_tenant(client, scopes=["warehouse_view:write"])
     r = await values(client, tenant, table_name="events_main", key="event")
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'query:read'"
 
 

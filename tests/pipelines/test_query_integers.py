@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.harness import Tenant
 from tests.support.pipeline_records import Pipelines, now
+from tests.support.status_recorder import expect
 
 HUGE = str(10**30)
 ENORMOUS = "9" * 5000  # longer than Python converts by default
@@ -20,7 +21,7 @@ async def _get(
     client: httpx.AsyncClient, tenant: Tenant, action: str, qs: str, status: int = 200
 ) -> dict[str, Any]:
     r = await client.get(tenant.env_url(action) + qs, headers=tenant.headers)
-    assert r.status_code == status, r.text[:500]
+    expect(r, status)
     body: dict[str, Any] = r.json()
     return body
 

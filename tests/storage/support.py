@@ -18,6 +18,7 @@ from tests.support.lifecycle import (
     run_burst_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 
 def s3_client(settings: Settings) -> Any:
@@ -59,7 +60,7 @@ async def ready_warehouse(
     """Provision for real and fill it: `rows` events, and a table of the customer's own."""
     name = new_name("snap")
     r = await provision(client, tenant, name, "main")
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "ready", body
@@ -118,13 +119,13 @@ async def contents(settings: Settings, database: str, user: str, password: str) 
 
 async def snapshots(client: httpx.AsyncClient, tenant: Tenant) -> list[dict[str, Any]]:
     r = await client.get(tenant.env_url("snapshots"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     results: list[dict[str, Any]] = r.json()["results"]
     return results
 
 
 async def operation(client: httpx.AsyncClient, tenant: Tenant, op_id: str) -> dict[str, Any]:
     r = await client.get(tenant.env_url(f"operations/{op_id}"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     body: dict[str, Any] = r.json()
     return body

@@ -11,6 +11,7 @@ import pytest
 from app.models.storage import Snapshot
 from tests.support.harness import Tenant
 from tests.support.lifecycle import run_burst_worker
+from tests.support.status_recorder import expect
 from tests.support.warehouses import Warehouses
 
 PREFIXES = ["environments", "projects"]
@@ -48,28 +49,28 @@ async def ready_snapshot_row(app, tenant: Tenant, *, name: str = "gone-db", **va
 @pytest.mark.parametrize("prefix", PREFIXES)
 async def test_snapshot_answers(client, tenant, warehouses: Warehouses, settings, prefix):
     r = await client.post(url(tenant, prefix, "snapshot"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
     assert r.json()["detail"] == "No managed warehouse exists for this organization"
 
     member = await tenant.add_user(level=1)
     r = await client.post(
         url(tenant, prefix, "snapshot"), headers={"Authorization": f"Bearer {member}"}
     )
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == (
         "Only organization admins can take a snapshot of the managed warehouse"
     )
 
     await warehouses.ready(tenant)
     r = await client.post(url(tenant, prefix, "snapshot"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     r = await client.get(url(tenant, prefix, "snapshots"), headers=tenant.headers)
-    assert r.status_code == 200
+    expect(r, 200)
     assert [s["status"] for s in r.json()["results"]] == ["running"]
     await run_burst_worker(settings)
     await warehouses.set_state(tenant, "failed")
     r = await client.post(url(tenant, prefix, "snapshot"), headers=tenant.headers)
-    assert r.status_code == 409
+    expect(r, 409)
     assert "only be taken while the managed warehouse is ready" in r.json()["detail"]
 
 
@@ -80,7 +81,7 @@ async def test_restore_check_order(
     restore = url(tenant, prefix, "restore")
     member = await tenant.add_user(level=1)
     r = await client.post(restore, json={}, headers={"Authorization": f"Bearer {member}"})
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "Only organization admins can restore the managed warehouse"
 
     for body, detail in (
@@ -90,7 +91,7 @@ async def test_restore_check_order(
         ({"snapshot_id": str(uuid.uuid4()), "database_name": "Bad_Name"}, None),
     ):
         r = await client.post(restore, json=body, headers=tenant.headers)
-        assert r.status_code == 400, (body, r.text)
+        expect(r, 400)
         assert r.json()["type"] == "validation_error"
         if detail:
             assert r.json() == {
@@ -109,15 +110,15 @@ async def test_restore_check_order(
     )
     for snapshot_id in (str(uuid.uuid4()), other_org, failed, expired):
         r = await client.post(restore, json={"snapshot_id": snapshot_id}, headers=tenant.headers)
-        assert r.status_code == 404, r.text
+        expect(r, 404)
 
     # 409: a live warehouse comes before the name.
     good = await ready_snapshot_row(app, tenant, name="postgres")
     r = await client.post(restore, json={"snapshot_id": good}, headers=tenant.headers)
-    assert r.status_code == 409
+    expect(r, 409)
     assert "already has a managed warehouse" in r.json()["detail"]
     # Without a live warehouse, the name: reserved by the cluster.
     await warehouses.set_state(tenant, "deleted")
     r = await client.post(restore, json={"snapshot_id": good}, headers=tenant.headers)
-    assert r.status_code == 409
+    expect(r, 409)
     assert "reserved" in r.json()["detail"]

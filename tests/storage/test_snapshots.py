@@ -27,6 +27,7 @@ from tests.support.lifecycle import (
     run_burst_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 SNAPSHOT_FIELDS = {
     "id",
@@ -60,7 +61,7 @@ async def test_bucket_is_made_at_provision(client, tenant, settings):
 async def test_snapshot_is_a_verified_dump_in_the_bucket(client, app, tenant, settings):
     wh = await ready_warehouse(client, tenant, settings)
     r = await client.post(tenant.env_url("snapshot"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     body = r.json()
     assert set(body) == {"snapshot_id", "operation_id"}
     # Written before the answer: listed `running`, its operation running, warehouse ready.
@@ -96,7 +97,7 @@ async def test_deprovision_keeps_only_snapshots_and_restore_brings_everything_ba
     await put_object(settings, tenant.org_id, "exports/leftover.csv", b"a,b\n")
 
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     [final] = await snapshots(client, tenant)
     assert final["kind"] == "final" and final["status"] == "running"
     await run_burst_worker(settings)
@@ -113,7 +114,7 @@ async def test_deprovision_keeps_only_snapshots_and_restore_brings_everything_ba
         json={"snapshot_id": final["id"], "database_name": name},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     answer = r.json()
     assert set(answer) == {"status", "org", "username", "password", "operation_id"}
     assert answer["status"] == "restore started" and answer["org"] == tenant.org_id
@@ -138,7 +139,7 @@ async def test_skip_final_snapshot_and_failed_warehouses_take_none(client, tenan
     r = await client.post(
         tenant.env_url("deprovision"), json={"skip_final_snapshot": True}, headers=tenant.headers
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "deleted"
     assert await snapshots(client, tenant) == []
@@ -184,7 +185,7 @@ async def test_delete_org_empties_everything(client, app, tenant, settings):
     assert len(await snapshots(client, tenant)) == 2
 
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert await snapshots(client, tenant) == []  # the records at once
     await storage_check(app, settings)
     assert await bucket_objects(settings, tenant.org_id) is None
@@ -228,9 +229,9 @@ async def test_digest_mismatch_fails_the_restore(client, app, tenant, settings):
         )
         await session.commit()
     r = await client.post(
-        tenant.env_url("restore"), json={"snapshot_id": snap["id"]}, headers=tenant.headers
+        tenant.project_url("restore"), json={"snapshot_id": snap["id"]}, headers=tenant.headers
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "failed", body

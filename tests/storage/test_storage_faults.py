@@ -25,6 +25,7 @@ from tests.support.lifecycle import (
     running_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 SIGKILLED = -9
@@ -77,7 +78,7 @@ async def test_s3_down_during_a_snapshot_then_back(private_s3, private_client):
 
     server.stop()
     r = await private_client.post(tenant.env_url("snapshot"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     async with running_worker(private):
         await asyncio.sleep(2)  # attempts fail against the stopped server, and are retried
         assert (await wait_snapshot(private_client, tenant, "running"))["sha256"] is None
@@ -97,7 +98,7 @@ async def test_s3_down_during_deprovision_drops_nothing(private_s3, private_clie
 
     server.stop()
     r = await private_client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     short = derive_settings(private, provision_deadline_seconds=3)
     await run_burst_worker(short)  # retries the final snapshot until the deadline, then stops
     body = await status(private_client, tenant)
@@ -115,7 +116,7 @@ async def test_s3_down_during_deprovision_drops_nothing(private_s3, private_clie
     # With the store back, the same request goes through: final snapshot first, then deleted.
     await asyncio.to_thread(server.start)
     r = await private_client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(private)
     assert (await status(private_client, tenant))["state"] == "deleted"
     kinds = {(s["kind"], s["status"]) for s in await snapshots(private_client, tenant)}
@@ -126,7 +127,7 @@ async def test_s3_down_during_deprovision_drops_nothing(private_s3, private_clie
 async def test_snapshot_survives_a_killed_worker(client, tenant, settings, when):
     await ready_warehouse(client, tenant, settings, rows=50)
     r = await client.post(tenant.env_url("snapshot"), headers=tenant.headers)
-    assert r.status_code == 202
+    expect(r, 202)
     assert await run_subprocess_worker(settings, failpoint=f"{when}:snapshot") == SIGKILLED
     [snap] = await snapshots(client, tenant)
     assert snap["status"] == "running"
@@ -152,7 +153,7 @@ async def test_restore_survives_a_killed_worker(client, settings, warehouse_clus
         json={"snapshot_id": final["id"], "database_name": name},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     assert await run_subprocess_worker(settings, failpoint=f"{when}:restore") == SIGKILLED
     assert (await status(client, tenant))["state"] == "provisioning"
     await run_burst_worker(settings)

@@ -23,6 +23,7 @@ from app.pipeline.sessions import DbSession
 from app.routers import all_actions
 from app.services.identity.keys import hash_key
 from app.settings import Settings, to_plain_dsn
+from tests.support.status_recorder import expect
 
 ERROR_KEYS = {"type", "code", "detail", "attr"}
 
@@ -86,7 +87,7 @@ def _flat_routes(app: FastAPI) -> list[_Flat]:
 
 
 def assert_error(r: httpx.Response, status: int, code: str, detail: str | None = None) -> None:
-    assert r.status_code == status, (r.request.method, str(r.request.url)[:200], r.text[:500])
+    expect(r, status)
     body = r.json()
     assert set(body) == ERROR_KEYS, body
     assert body["code"] == code, body

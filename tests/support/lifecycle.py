@@ -19,6 +19,7 @@ from app.devtools.embedded import PasswordCheckingCluster
 from app.settings import Settings, with_database
 from app.worker.main import build_worker
 from tests.support.harness import ROOT, Tenant, settings_env
+from tests.support.status_recorder import expect
 
 
 def new_name(prefix: str = "wh") -> str:
@@ -158,7 +159,7 @@ async def provision(
 
 async def status(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
     r = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     body: dict[str, Any] = r.json()
     return body
 

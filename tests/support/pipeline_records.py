@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.support.harness import INTERNAL_HEADERS
+from tests.support.status_recorder import expect as expect_status
 
 
 def iso(dt: datetime) -> str:
@@ -32,7 +33,7 @@ class Pipelines:
 
     async def put(self, path: str, body: dict[str, Any], expect: int = 200) -> dict[str, Any]:
         r = await self.client.put(path, json=body, headers=INTERNAL_HEADERS)
-        assert r.status_code == expect, r.text
+        expect_status(r, expect)
         data: dict[str, Any] = r.json()
         return data
 

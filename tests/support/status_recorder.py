@@ -1,66 +1,71 @@
-"""Which (operation, status) pairs the test suite actually produced.
+"""Which (operation, status) pairs the test suite asserted.
 
-The suite wraps every app it builds with `StatusRecorder`; the fuzzing server appends to a file
-named by `STATUS_RECORD_FILE`. At the end of a full run (`make test` sets
+Tests assert a status with `expect(response, status)`: it fails the test on another status and,
+when it passes, records the pair for the operation the request went to (found from the method
+and path in the app's OpenAPI document). Responses a test merely produced, or a fuzzer drew
+out, do not count: only an assertion does. At the end of a full run (`make test` sets
 `REQUIRE_DOCUMENTED_STATUSES=1`) every status the OpenAPI document promises for an operation
-must have been seen at least once: a documented error that nothing can provoke is a lie in the
-docs, and one that nothing tests is an untested promise.
+must have been asserted at least once: a documented error that nothing can provoke is a lie in
+the docs, and one that no test checks is an untested promise.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import re
 
+import httpx
 from fastapi import FastAPI
+from starlette.routing import compile_path
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-OBSERVED: set[tuple[str, int]] = set()
-NO_SLASH = "_no_slash"
+ASSERTED: set[tuple[str, int]] = set()
 
 
-def _operation_id(scope: Scope) -> str | None:
-    route = scope.get("route")
-    operation_id = getattr(route, "operation_id", None) or getattr(route, "unique_id", None)
-    if not operation_id:
-        return None
-    return str(operation_id).removesuffix(NO_SLASH)
+@functools.cache
+def _operations() -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path regex, operationId) for every operation of the OpenAPI document."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    found = []
+    for path, item in create_app(Settings(_env_file=None)).openapi()["paths"].items():
+        regex = compile_path(path.rstrip("/") + "/" if path.endswith("/") else path)[0]
+        for method, op in item.items():
+            if isinstance(op, dict) and "operationId" in op:
+                found.append((method.upper(), regex, str(op["operationId"])))
+    return found
 
 
-class StatusRecorder:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
+def operation_of(method: str, path: str) -> str | None:
+    """The operationId a request to `path` reaches (with or without the trailing slash)."""
+    candidates = (path, path + "/") if not path.endswith("/") else (path,)
+    for wanted in candidates:
+        for op_method, regex, operation_id in _operations():
+            if op_method == method.upper() and regex.match(wanted):
+                return operation_id
+    return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
 
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                operation_id = _operation_id(scope)
-                if operation_id:
-                    record(operation_id, int(message["status"]))
-            await send(message)
-
-        await self.app(scope, receive, recording_send)
+def expect(response: httpx.Response, status: int) -> httpx.Response:
+    """Assert the response's status, and count the assertion for the documented-status gate."""
+    request = response.request
+    assert response.status_code == status, (
+        f"{request.method} {request.url.path}: expected {status}, got {response.status_code}: "
+        f"{response.text[:1000]}"
+    )
+    operation_id = operation_of(request.method, request.url.path)
+    if operation_id is not None:
+        record(operation_id, status)
+    return response
 
 
 def record(operation_id: str, status: int) -> None:
-    OBSERVED.add((operation_id, status))
+    ASSERTED.add((operation_id, status))
     path = os.environ.get("STATUS_RECORD_FILE")
-    if path:
+    if path:  # test processes of one run (e.g. pytest-xdist workers) share the file
         with open(path, "a") as f:
             f.write(f"{operation_id} {status}\n")
-
-
-def install(app: FastAPI) -> None:
-    app.add_middleware(StatusRecorder)
 
 
 def documented(app: FastAPI) -> set[tuple[str, int]]:
@@ -82,12 +87,3 @@ def load_file(path: str) -> set[tuple[str, int]]:
                 if op:
                     pairs.add((op, int(status)))
     return pairs
-
-
-def recording_app() -> FastAPI:
-    """uvicorn factory for the fuzzing server: the real app with the recorder installed."""
-    from app.main import create_app
-
-    app = create_app()
-    install(app)
-    return app

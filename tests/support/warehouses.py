@@ -27,6 +27,7 @@ from app.pgcluster.sql import database_dsn, quote_ident
 from app.settings import Settings
 from tests.support.harness import Tenant
 from tests.support.lifecycle import run_burst_worker
+from tests.support.status_recorder import expect
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Warehouses:
             json={"database_name": name, "table_name": suffix},
             headers=tenant.headers,
         )
-        assert r.status_code == 202, r.text
+        expect(r, 202)
         self._created.append(r.json()["username"])
         await run_burst_worker(self.settings)
         status = await tenant.client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)

@@ -25,6 +25,7 @@ from tests.support.lifecycle import (
     run_burst_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 SUB_STATES = ("s3_state", "metadata_store_state", "identity_state", "secrets_state")
 
@@ -47,7 +48,7 @@ async def audit_rows(app, org_id: str) -> list[AuditLog]:
 async def provision_ready(client, tenant: Tenant, settings: Settings, table: str = "main"):
     name = new_name()
     r = await provision(client, tenant, name, table)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "ready", body
@@ -58,7 +59,7 @@ async def test_provision_to_ready_and_log_in(client, app, tenant, settings, clus
     caplog.set_level(logging.DEBUG)
     name = new_name()
     r = await provision(client, tenant, name, "main")
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     answer = r.json()
     assert answer["status"] == "provisioning started"
     assert answer["org"] == tenant.org_id
@@ -126,20 +127,20 @@ async def test_provision_to_ready_and_log_in(client, app, tenant, settings, clus
 
 async def test_reset_password_rotates_for_real(client, app, tenant, settings, cluster):
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 404, r.text
+    expect(r, 404)
     assert r.json()["detail"] == "No managed warehouse exists for this organization"
 
     name = new_name()
     first = await provision(client, tenant, name)
-    assert first.status_code == 202
+    expect(first, 202)
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 409, r.text  # pending, not ready yet
+    expect(r, 409)
     assert r.json()["code"] == "conflict"
     await run_burst_worker(settings)
 
     old = first.json()["password"]
     r = await client.post(tenant.project_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     new = r.json()
     assert new["username"] == name and new["password"] != old
 
@@ -185,16 +186,16 @@ async def test_tenants_are_isolated(client, settings, cluster):
 
 async def test_deprovision_then_delete_record(client, app, tenant, settings, cluster):
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
 
     name, _ = await provision_ready(client, tenant, settings)
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
-    assert r.status_code == 409, r.text  # still ready
+    expect(r, 409)
 
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     operation_id = r.json()["operation_id"]
     assert r.json() == {
         "status": "deprovisioning started",
@@ -218,7 +219,7 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
     assert await only_snapshots_left(settings, tenant.org_id)
 
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202
+    expect(r, 202)
     assert r.json()["status"] == "deleted"
 
     r = await client.get(
@@ -227,12 +228,12 @@ async def test_deprovision_then_delete_record(client, app, tenant, settings, clu
     assert r.json()["available"] is True  # its own name, reusable by this org
 
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"status": "deleted", "org": tenant.org_id}
     r = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
     r = await client.delete(tenant.env_url("delete-org"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
 
     other = await create_tenant(client)
     r = await client.get(
@@ -258,7 +259,7 @@ async def test_provision_again_after_deleted(client, tenant, settings, cluster):
     await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
     await run_burst_worker(settings)
     r = await provision(client, tenant, name)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "ready"
@@ -280,7 +281,7 @@ async def test_concurrent_provisions_make_one_warehouse(client, tenant, settings
 
 async def test_duplicate_sends_collapse_into_one_job(client, app, tenant, settings):
     r = await provision(client, tenant, new_name())
-    assert r.status_code == 202
+    expect(r, 202)
     async with app.state.sessionmaker() as session:
         warehouse = await session.scalar(
             select(ManagedWarehouse).where(
@@ -318,7 +319,7 @@ async def test_two_workers_share_the_work_without_doubling_it(client, settings, 
     tenants = [await create_tenant(client) for _ in range(6)]
     names = [new_name("pair") for _ in tenants]
     for t, n in zip(tenants, names, strict=True):
-        assert (await provision(client, t, n)).status_code == 202
+        expect(await provision(client, t, n), 202)
     await asyncio.gather(run_burst_worker(settings), run_burst_worker(settings))
     for t, n in zip(tenants, names, strict=True):
         assert (await status(client, t))["state"] == "ready"
@@ -343,7 +344,7 @@ async def test_every_environment_gets_its_tables_again_after_reprovisioning(
     assert (await status(client, tenant))["state"] == "deleted"
 
     r = await provision(client, tenant, name, table="main")
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "ready"
     conn = await cluster.login(name, name, r.json()["password"])

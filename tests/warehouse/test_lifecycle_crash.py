@@ -21,6 +21,7 @@ from tests.support.lifecycle import (
     run_subprocess_worker,
     status,
 )
+from tests.support.status_recorder import expect
 
 pytestmark = pytest.mark.fault
 
@@ -46,7 +47,7 @@ async def test_provisioning_survives_a_killed_worker(client, settings, cluster, 
     tenant = await create_tenant(client)
     name = new_name("crash")
     r = await provision(client, tenant, name)
-    assert r.status_code == 202
+    expect(r, 202)
 
     assert await run_subprocess_worker(settings, failpoint=f"{when}:{step}") == SIGKILLED
     assert (await status(client, tenant))["state"] == "provisioning"
@@ -66,11 +67,11 @@ async def test_provisioning_survives_a_killed_worker(client, settings, cluster, 
 async def test_teardown_survives_a_killed_worker(client, settings, cluster, step, when):
     tenant = await create_tenant(client)
     name = new_name("crash")
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "ready"
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202
+    expect(r, 202)
 
     assert await run_subprocess_worker(settings, failpoint=f"{when}:{step}") == SIGKILLED
     assert (await status(client, tenant))["state"] == "deleting"
@@ -87,11 +88,11 @@ async def test_deprovision_while_a_killed_worker_held_the_provisioning_job(
 ):
     tenant = await create_tenant(client)
     name = new_name("crash")
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     assert await run_subprocess_worker(settings, failpoint="after:role") == SIGKILLED
     assert (await status(client, tenant))["state"] == "provisioning"
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202
+    expect(r, 202)
 
     await run_burst_worker(settings)
     body = await status(client, tenant)

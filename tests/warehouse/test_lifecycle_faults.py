@@ -35,6 +35,7 @@ from tests.support.lifecycle import (
     status,
     wait_for_state,
 )
+from tests.support.status_recorder import expect
 
 TRUST_HBA = "host all all 127.0.0.1/32 trust\n"
 
@@ -86,7 +87,7 @@ async def test_readyz_reports_a_trusting_cluster(settings, trusting_pg):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             r = await c.get("/readyz")
-    assert r.status_code == 503
+    expect(r, 503)
     assert r.json()["detail"] == TRUST_MESSAGE
 
 
@@ -94,7 +95,7 @@ async def test_worker_refuses_to_provision_on_a_trusting_cluster(
     client, tenant, settings, trusting_pg
 ):
     name = new_name()
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     await run_burst_worker(derive_settings(settings, warehouse_admin_url=trusting_pg))
     body = await status(client, tenant)
     assert body["state"] == "failed", body
@@ -106,7 +107,7 @@ async def test_worker_refuses_to_provision_on_a_trusting_cluster(
     finally:
         await conn.close()
     # Fixed configuration: the same organization provisions again and gets there.
-    assert (await provision(client, tenant, name)).status_code == 202
+    expect(await provision(client, tenant, name), 202)
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "ready"
 
@@ -116,7 +117,7 @@ async def test_step_that_keeps_failing_ends_failed_then_recovers(
 ):
     name = new_name()
     first = await provision(client, tenant, name)
-    assert first.status_code == 202
+    expect(first, 202)
     closed = f"postgresql://postgres:nope@127.0.0.1:{free_port()}/postgres"
     broken = derive_settings(settings, warehouse_admin_url=closed, provision_deadline_seconds=1.5)
     await run_burst_worker(broken)
@@ -131,9 +132,9 @@ async def test_step_that_keeps_failing_ends_failed_then_recovers(
     assert first.json()["password"] not in str(body)
 
     r = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert r.status_code == 409
+    expect(r, 409)
     second = await provision(client, tenant, name)
-    assert second.status_code == 202, second.text
+    expect(second, 202)
     await run_burst_worker(settings)
     body = await status(client, tenant)
     assert body["state"] == "ready" and body["failed_at"] is None
@@ -154,7 +155,7 @@ async def test_failed_attempt_under_another_name_is_cleaned_up(
         )
         session.add(bad)
     first_name = new_name()
-    assert (await provision(client, tenant, first_name)).status_code == 202
+    expect(await provision(client, tenant, first_name), 202)
     await run_burst_worker(derive_settings(settings, provision_deadline_seconds=1.0))
     body = await status(client, tenant)
     assert body["state"] == "failed", body
@@ -166,7 +167,7 @@ async def test_failed_attempt_under_another_name_is_cleaned_up(
             delete(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == staging)
         )
     second_name = new_name()
-    assert (await provision(client, tenant, second_name)).status_code == 202
+    expect(await provision(client, tenant, second_name), 202)
     # Until the worker removes the leftovers, nobody else can take the old name.
     other = await create_tenant(client)
     r = await client.get(
@@ -232,7 +233,7 @@ async def test_reconciler_finishes_after_redis_loses_the_jobs(settings, private_
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             tenant = await create_tenant(c)
             name = new_name()
-            assert (await provision(c, tenant, name)).status_code == 202
+            expect(await provision(c, tenant, name), 202)
             r = aioredis.from_url(private_redis)
             assert await r.zcard("arq:lc-flush") == 1
             await r.flushall()

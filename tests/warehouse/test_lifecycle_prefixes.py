@@ -16,6 +16,7 @@ import asyncpg
 
 from tests.support.harness import INTERNAL_HEADERS, Tenant
 from tests.support.lifecycle import new_name, run_burst_worker, wait_for_state
+from tests.support.status_recorder import expect
 
 
 async def _login(settings, connection: dict[str, Any], password: str) -> int:
@@ -40,7 +41,7 @@ async def test_whole_lifecycle_through_the_projects_prefix(client, tenant: Tenan
     first = await client.post(
         tenant.project_url("provision"), json=body, headers={**tenant.headers, **key}
     )
-    assert first.status_code == 202, first.text
+    expect(first, 202)
     # A retry with the same key (e.g. after a dropped connection) replays the first answer.
     retries = await asyncio.gather(
         *(
@@ -59,14 +60,14 @@ async def test_whole_lifecycle_through_the_projects_prefix(client, tenant: Tenan
     assert via_env.content == first.content
     # Without the key, it is a second provision of a live warehouse: 409.
     again = await client.post(tenant.project_url("provision"), json=body, headers=tenant.headers)
-    assert again.status_code == 409
+    expect(again, 409)
 
     await run_burst_worker(settings)
     ready = await wait_for_state(client, tenant, {"ready"})
     assert await _login(settings, ready["connection"], first.json()["password"]) == 1
 
     reset = await client.post(tenant.env_url("reset-password"), headers=tenant.headers)
-    assert reset.status_code == 200, reset.text
+    expect(reset, 200)
     assert await _login(settings, ready["connection"], reset.json()["password"]) == 1
 
     # A second project of the same organization onboards its own schema via the projects prefix.
@@ -81,15 +82,15 @@ async def test_whole_lifecycle_through_the_projects_prefix(client, tenant: Tenan
         json={"schema_name": "second_team"},
         headers=tenant.headers,
     )
-    assert onboard.status_code == 200, onboard.text
+    expect(onboard, 200)
     assert onboard.json() == {"onboarded": True, "schema_name": "second_team"}
 
     gone = await client.post(tenant.project_url("deprovision"), headers=tenant.headers)
-    assert gone.status_code == 202
+    expect(gone, 202)
     await run_burst_worker(settings)
     await wait_for_state(client, tenant, {"deleted"})
     deleted = await client.delete(tenant.project_url("delete-org"), headers=tenant.headers)
-    assert deleted.status_code == 200
+    expect(deleted, 200)
     assert deleted.json() == {"status": "deleted", "org": tenant.org_id}
     check = await client.get(
         tenant.project_url("check-database-name") + f"?name={name}", headers=tenant.headers
@@ -112,7 +113,7 @@ async def test_concurrent_provisions_with_one_idempotency_key(client, tenant: Te
     assert len({r.content for r in accepted}) == 1
     assert all("still in progress" in r.json()["detail"] for r in refused)
     retry = await client.post(tenant.env_url("provision"), json=body, headers=headers)
-    assert retry.status_code == 202
+    expect(retry, 202)
     assert retry.content == accepted[0].content
     await run_burst_worker(settings)
     status = await wait_for_state(client, tenant, {"ready"})

@@ -10,6 +10,7 @@ import pytest
 from app.pgcluster.scram import scram_verifier
 from app.services.warehouse.names import WAREHOUSE_SHAPE_MESSAGE
 from tests.support.lifecycle import Cluster, new_name, provision, run_burst_worker
+from tests.support.status_recorder import expect
 
 TABLE_SHAPE = (
     "Table name must use only lowercase letters, numbers, and underscores, "
@@ -69,7 +70,7 @@ def cluster(warehouse_cluster) -> Cluster:
 )
 async def test_bad_names_answer_400_and_create_nothing(client, tenant, body, attr, detail):
     r = await client.post(tenant.env_url("provision"), json=body, headers=tenant.headers)
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json() == {
         "type": "validation_error",
         "code": r.json()["code"],
@@ -77,7 +78,7 @@ async def test_bad_names_answer_400_and_create_nothing(client, tenant, body, att
         "attr": attr,
     }
     r = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
-    assert r.status_code == 404
+    expect(r, 404)
 
 
 async def test_wrong_types_and_broken_json(client, tenant):
@@ -86,24 +87,26 @@ async def test_wrong_types_and_broken_json(client, tenant):
         json={"database_name": 123, "table_name": "t"},
         headers=tenant.headers,
     )
-    assert r.status_code == 400 and r.json()["attr"] == "database_name"
+    expect(r, 400)
+    assert r.json()["attr"] == "database_name"
     bodies: list[Any] = [[], "acme", None, {"database_name": None}, {"database_name": ["acme"]}]
     for body in bodies:
         r = await client.post(tenant.env_url("provision"), json=body, headers=tenant.headers)
-        assert r.status_code == 400, (body, r.text)
+        expect(r, 400)
         assert r.json()["type"] == "validation_error"
     r = await client.post(
         tenant.env_url("provision"),
         content=b"{not json",
         headers={**tenant.headers, "content-type": "application/json"},
     )
-    assert r.status_code == 400 and r.json()["code"] == "parse_error"
+    expect(r, 400)
+    assert r.json()["code"] == "parse_error"
 
 
 @pytest.mark.parametrize("name", ["postgres", "template1", "pgdata", "pg-warehouse"])
 async def test_reserved_names_conflict(client, tenant, name):
     r = await provision(client, tenant, name)
-    assert r.status_code == 409, r.text
+    expect(r, 409)
     assert r.json()["detail"] == f"'{name}' is reserved by the warehouse cluster"
     r = await client.get(
         tenant.env_url("check-database-name") + f"?name={name}", headers=tenant.headers
@@ -123,20 +126,21 @@ async def test_names_held_by_the_cluster_or_another_org(
         reason = f"A database or role named '{held}' already exists in the cluster"
         assert r.json() == {"name": held, "available": False, "reason": reason}
         r = await provision(client, tenant, held)
-        assert r.status_code == 409 and r.json()["detail"] == reason
+        expect(r, 409)
+        assert r.json()["detail"] == reason
     finally:
         await cluster.execute(f'DROP ROLE "{held}"')
 
     name = new_name()
-    assert (await provision(client, other_tenant, name)).status_code == 202
+    expect(await provision(client, other_tenant, name), 202)
     r = await provision(client, tenant, name)
-    assert r.status_code == 409
+    expect(r, 409)
     assert r.json()["detail"] == f"The name '{name}' is already in use"
     r = await client.get(tenant.env_url("warehouse_status"), headers=tenant.headers)
     assert r.status_code == 404  # nothing was created for the loser
     await run_burst_worker(settings)
     r = await client.post(other_tenant.env_url("deprovision"), headers=other_tenant.headers)
-    assert r.status_code == 202
+    expect(r, 202)
     await run_burst_worker(settings)
 
 
@@ -147,13 +151,13 @@ async def test_table_names_are_write_once_and_unique_in_the_org(client, tenant, 
         json={"database_name": new_name(), "table_name": "shared"},
         headers=tenant.headers,
     )
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
     await run_burst_worker(settings)
 
     r = await provision(client, tenant, new_name(), "shared")  # the other environment's suffix
-    assert r.status_code == 409, r.text
+    expect(r, 409)
     assert "already used by another environment" in r.json()["detail"]
 
     r = await client.post(
@@ -161,7 +165,7 @@ async def test_table_names_are_write_once_and_unique_in_the_org(client, tenant, 
         json={"database_name": new_name(), "table_name": "other"},
         headers=tenant.headers,
     )
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["detail"] == (
         "This environment already writes to events_shared, and its warehouse tables "
         "can't be changed"
@@ -185,7 +189,7 @@ async def test_members_cannot_run_admin_actions(client, tenant, method, action, 
     r = await getattr(client, method)(
         tenant.env_url(action), headers={"Authorization": f"Bearer {member_key}"}, **kwargs
     )
-    assert r.status_code == 403, r.text
+    expect(r, 403)
     assert r.json() == {
         "type": "authentication_error",
         "code": "permission_denied",
@@ -197,13 +201,13 @@ async def test_members_cannot_run_admin_actions(client, tenant, method, action, 
 async def test_scopes_are_checked_before_admin_and_members_can_read(client, tenant):
     read_key = await tenant.add_key(tenant.user_id, ["warehouse_view:read"])
     r = await provision(client, tenant, new_name(), headers={"Authorization": f"Bearer {read_key}"})
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'warehouse_view:write'"
     member_key = await tenant.add_user(level=1, scopes=["warehouse_view:read"])
     r = await client.get(
         tenant.env_url("warehouse_status"), headers={"Authorization": f"Bearer {member_key}"}
     )
-    assert r.status_code == 404
+    expect(r, 404)
     assert r.json()["detail"] == "No managed warehouse exists for this organization"
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.harness import Tenant, create_tenant
+from tests.support.status_recorder import expect
 from tests.support.warehouses import Warehouses
 
 NO_WAREHOUSE = "No managed warehouse is provisioned for this organization. Provision one first."
@@ -75,7 +76,7 @@ PERSONS_COLUMNS = {
 
 async def test_without_a_warehouse_answers_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
     r = await enable(client, tenant, tenant.env_id, {"table_name": "web"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json() == {
         "type": "validation_error",
         "code": "invalid_input",
@@ -89,7 +90,7 @@ async def test_deleted_warehouse_counts_as_none(
 ) -> None:
     await warehouses.record(tenant, state="deleted", table_name=None)
     r = await enable(client, tenant, tenant.env_id, {"table_name": "web"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"] == NO_WAREHOUSE
 
 
@@ -98,7 +99,7 @@ async def test_deleting_warehouse_answers_409(
 ) -> None:
     await warehouses.record(tenant, state="deleting", table_name=None)
     r = await enable(client, tenant, tenant.env_id, {"table_name": "web"})
-    assert r.status_code == 409
+    expect(r, 409)
     assert "being deleted" in r.json()["detail"]
     assert await warehouses.membership(tenant.env_id) is None
 
@@ -127,19 +128,19 @@ async def test_invalid_names_answer_400(
     client: httpx.AsyncClient, tenant: Tenant, body: object, detail: str, attr: str
 ) -> None:
     r = await enable(client, tenant, tenant.env_id, body)
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["detail"] == detail
     assert r.json()["attr"] == attr
 
 
 async def test_missing_body_names_the_field(client: httpx.AsyncClient, tenant: Tenant) -> None:
     r = await client.post(tenant.env_url("enable_backfill"), headers=tenant.headers)
-    assert r.status_code == 400
+    expect(r, 400)
     assert (r.json()["detail"], r.json()["attr"]) == ("table_name is required", "table_name")
     r = await client.post(tenant.env_url("onboard-team"), headers=tenant.headers)
     assert (r.json()["detail"], r.json()["attr"]) == ("schema_name is required", "schema_name")
     r = await enable(client, tenant, tenant.env_id, {"table_name": 5})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["attr"] == "table_name"
 
 
@@ -149,7 +150,7 @@ async def test_non_json_body_answers_400(client: httpx.AsyncClient, tenant: Tena
         content=b"{not json",
         headers={**tenant.headers, "Content-Type": "application/json"},
     )
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["code"] == "parse_error"
 
 
@@ -160,7 +161,7 @@ async def test_creates_tables_owned_by_the_login_role(
     staging = await tenant.add_environment("staging")
 
     r = await enable(client, tenant, staging, {"table_name": "staging_web"})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"enabled": True, "table_suffix": "staging_web"}
 
     db = wh.database_name
@@ -202,7 +203,7 @@ async def test_project_prefix_acts_on_primary_environment(
         json={"table_name": "prod"},
         headers=tenant.headers,
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     m = await warehouses.membership(tenant.env_id)
     assert m is not None and m.table_suffix == "prod"
 
@@ -213,11 +214,11 @@ async def test_write_once_per_environment(
     await warehouses.ready(tenant, table_name="main")
     # provision recorded `main` for the primary environment: repeating it is idempotent.
     r = await enable(client, tenant, tenant.env_id, {"table_name": "main"})
-    assert r.status_code == 200
+    expect(r, 200)
     assert r.json() == {"enabled": True, "table_suffix": "main"}
 
     r = await enable(client, tenant, tenant.env_id, {"table_name": "other"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"] == (
         "This environment already writes to events_main, and its warehouse tables can't be changed"
     )
@@ -234,7 +235,7 @@ async def test_name_of_another_environment_answers_409(
     dev = await tenant.add_environment("dev")
 
     r = await enable(client, tenant, staging, {"table_name": "main"})
-    assert r.status_code == 409
+    expect(r, 409)
     assert r.json()["code"] == "conflict"
     assert r.json()["detail"] == (
         "The name 'main' is already used by another environment of this organization"
@@ -246,9 +247,9 @@ async def test_name_of_another_environment_answers_409(
         json={"schema_name": "dev_space"},
         headers=tenant.headers,
     )
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     r = await enable(client, tenant, staging, {"table_name": "dev_space"})
-    assert r.status_code == 409
+    expect(r, 409)
     assert await warehouses.membership(staging) is None
 
 
@@ -258,7 +259,7 @@ async def test_names_are_per_organization(
     await warehouses.ready(tenant, table_name="main")
     await warehouses.ready(other_tenant, table_name=None)
     r = await enable(client, other_tenant, other_tenant.env_id, {"table_name": "main"})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
 
 
 async def test_before_ready_records_membership_without_tables(
@@ -267,7 +268,7 @@ async def test_before_ready_records_membership_without_tables(
     await warehouses.record(tenant, state="provisioning", table_name="main")
     staging = await tenant.add_environment("staging")
     r = await enable(client, tenant, staging, {"table_name": "staging"})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     m = await warehouses.membership(staging)
     assert m is not None and m.table_suffix == "staging" and m.tables_created_at is None
 
@@ -303,7 +304,7 @@ async def test_member_is_refused(client: httpx.AsyncClient, tenant: Tenant) -> N
         json={"table_name": "web"},
         headers={"Authorization": f"Bearer {key}"},
     )
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == (
         "Only organization admins can enable backfill for the managed warehouse"
     )
@@ -312,5 +313,5 @@ async def test_member_is_refused(client: httpx.AsyncClient, tenant: Tenant) -> N
 async def test_read_scope_is_not_enough(client: httpx.AsyncClient) -> None:
     tenant = await create_tenant(client, scopes=["warehouse_view:read"])
     r = await enable(client, tenant, tenant.env_id, {"table_name": "web"})
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'warehouse_view:write'"

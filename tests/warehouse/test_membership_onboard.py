@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.support.harness import Tenant, create_tenant
+from tests.support.status_recorder import expect
 from tests.support.warehouses import Warehouses
 
 SHAPE = (
@@ -40,7 +41,7 @@ async def test_onboard_creates_own_schema_owned_by_login_role(
     analytics = await tenant.add_environment("analytics")
 
     r = await onboard(client, tenant, analytics, {"schema_name": "analytics"})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"onboarded": True, "schema_name": "analytics"}
 
     admin = await warehouses.admin(wh.database_name)
@@ -90,13 +91,13 @@ async def test_onboard_is_write_once(
 ) -> None:
     await warehouses.ready(tenant, table_name=None)
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": "space"})
-    assert r.status_code == 200
+    expect(r, 200)
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": "space"})
-    assert r.status_code == 200
+    expect(r, 200)
     assert r.json() == {"onboarded": True, "schema_name": "space"}
 
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": "elsewhere"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"] == (
         "This environment already writes to the schema space, and its warehouse tables "
         "can't be changed"
@@ -105,7 +106,7 @@ async def test_onboard_is_write_once(
     r = await client.post(
         tenant.env_url("enable_backfill"), json={"table_name": "space"}, headers=tenant.headers
     )
-    assert r.status_code == 400
+    expect(r, 400)
     assert "already writes to the schema space" in r.json()["detail"]
 
 
@@ -115,7 +116,7 @@ async def test_onboard_after_backfill_is_refused(
     # The environment that provisioned writes to events_main: it cannot move to a schema.
     await warehouses.ready(tenant, table_name="main")
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": "main_schema"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"] == (
         "This environment already writes to events_main, and its warehouse tables can't be changed"
     )
@@ -126,7 +127,7 @@ async def test_onboard_after_backfill_is_refused(
 
 async def test_onboard_needs_a_warehouse(client: httpx.AsyncClient, tenant: Tenant) -> None:
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": "space"})
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"] == (
         "No managed warehouse is provisioned for this organization. Provision one first."
     )
@@ -138,13 +139,13 @@ async def test_onboard_name_taken_or_reserved_answers_409(
     wh = await warehouses.ready(tenant, table_name="main")
     env = await tenant.add_environment("other")
     r = await onboard(client, tenant, env, {"schema_name": "main"})
-    assert r.status_code == 409
+    expect(r, 409)
     assert r.json()["detail"] == (
         "The name 'main' is already used by another environment of this organization"
     )
     for reserved in ("public", "information_schema", "pg_space"):
         r = await onboard(client, tenant, env, {"schema_name": reserved})
-        assert r.status_code == 409, r.text
+        expect(r, 409)
         assert "reserved" in r.json()["detail"]
     assert await warehouses.membership(env) is None
     # Nothing was created for the refused names.
@@ -170,7 +171,7 @@ async def test_onboard_validates_the_name(
     client: httpx.AsyncClient, tenant: Tenant, body: object, detail: str
 ) -> None:
     r = await onboard(client, tenant, tenant.env_id, body)
-    assert r.status_code == 400
+    expect(r, 400)
     assert (r.json()["detail"], r.json()["attr"]) == (detail, "schema_name")
 
 
@@ -180,7 +181,7 @@ async def test_sixty_three_character_schema_works(
     wh = await warehouses.ready(tenant, table_name=None)
     name = "s" * 63
     r = await onboard(client, tenant, tenant.env_id, {"schema_name": name})
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     conn = await wh.login()
     try:
         assert await conn.fetchval(f'SELECT count(*) FROM "{name}".persons') == 0
@@ -193,13 +194,13 @@ async def test_check_schema_name_available(
 ) -> None:
     # Without any warehouse the name is free.
     r = await check(client, tenant, "?name=space")
-    assert r.status_code == 200
+    expect(r, 200)
     assert r.json() == {"name": "space", "available": True}
 
     await warehouses.ready(tenant, table_name="main")
     analytics = await tenant.add_environment("analytics")
     r = await onboard(client, tenant, analytics, {"schema_name": "space"})
-    assert r.status_code == 200
+    expect(r, 200)
     for name in ("space", "main"):  # used as a schema / as a table suffix
         r = await check(client, tenant, f"?name={name}")
         assert r.json() == {"name": name, "available": False}
@@ -234,7 +235,7 @@ async def test_check_schema_name_validation(
     client: httpx.AsyncClient, tenant: Tenant, query: str, detail: str
 ) -> None:
     r = await check(client, tenant, query)
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["type"] == "validation_error"
     assert r.json()["detail"] == detail
     assert r.json()["attr"] == "name"
@@ -245,7 +246,7 @@ async def test_project_prefix_without_slash(client: httpx.AsyncClient, tenant: T
         f"/api/projects/{tenant.project_id}/data_warehouse/check-schema-name?name=abc",
         headers=tenant.headers,
     )
-    assert r.status_code == 200
+    expect(r, 200)
     assert r.json() == {"name": "abc", "available": True}
 
 
@@ -255,12 +256,12 @@ async def test_members_are_refused(client: httpx.AsyncClient, tenant: Tenant) ->
     r = await client.post(
         tenant.env_url("onboard-team"), json={"schema_name": "x"}, headers=headers
     )
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == (
         "Only organization admins can onboard this project for the managed warehouse"
     )
     r = await client.get(tenant.env_url("check-schema-name") + "?name=x", headers=headers)
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == (
         "Only organization admins can check schema names for the managed warehouse"
     )
@@ -269,11 +270,11 @@ async def test_members_are_refused(client: httpx.AsyncClient, tenant: Tenant) ->
 async def test_check_schema_name_scope(client: httpx.AsyncClient) -> None:
     tenant = await create_tenant(client, scopes=["query:read"])
     r = await check(client, tenant, "?name=x")
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'warehouse_view:read'"
     reader = await create_tenant(client, scopes=["warehouse_view:read"])
     r = await check(client, reader, "?name=x")
-    assert r.status_code == 200
+    expect(r, 200)
     r = await onboard(client, reader, reader.env_id, {"schema_name": "x"})
-    assert r.status_code == 403
+    expect(r, 403)
     assert r.json()["detail"] == "API key missing required scope 'warehouse_view:write'"

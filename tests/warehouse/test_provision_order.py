@@ -11,6 +11,7 @@ import httpx
 from app.settings import Settings
 from tests.support.harness import Tenant
 from tests.support.lifecycle import new_name, provision, run_burst_worker, status
+from tests.support.status_recorder import expect
 
 LIVE = "This organization already has a managed warehouse"
 
@@ -18,37 +19,38 @@ LIVE = "This organization already has a managed warehouse"
 async def test_a_live_warehouse_is_reported_before_names_and_tables(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    assert (await provision(client, tenant, new_name(), "main")).status_code == 202
+    expect(await provision(client, tenant, new_name(), "main"), 202)
     for name, table in [
         (new_name(), "other"),  # another table: still "a warehouse exists"
         ("postgres", "other"),  # a reserved name and another table
         ("postgres", "main"),
     ]:
         r = await provision(client, tenant, name, table)
-        assert r.status_code == 409, r.text
+        expect(r, 409)
         assert r.json()["code"] == "conflict"
         assert r.json()["detail"].startswith(LIVE), r.text
     # Body shapes still come first.
     r = await provision(client, tenant, "Bad_Name", "other")
-    assert r.status_code == 400 and r.json()["attr"] == "database_name", r.text
+    expect(r, 400)
+    assert r.json()["attr"] == "database_name", r.text
 
 
 async def test_after_deleted_the_name_comes_before_the_table_rule(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings
 ) -> None:
-    assert (await provision(client, tenant, new_name(), "main")).status_code == 202
+    expect(await provision(client, tenant, new_name(), "main"), 202)
     await run_burst_worker(settings)
     r = await client.post(tenant.env_url("deprovision"), headers=tenant.headers)
-    assert r.status_code == 202, r.text
+    expect(r, 202)
     await run_burst_worker(settings)
     assert (await status(client, tenant))["state"] == "deleted"
 
     r = await provision(client, tenant, "postgres", "other")
-    assert r.status_code == 409, r.text
+    expect(r, 409)
     assert r.json()["detail"] == "'postgres' is reserved by the warehouse cluster"
 
     r = await provision(client, tenant, new_name(), "other")
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["attr"] == "table_name"
     assert r.json()["detail"] == (
         "This environment already writes to events_main, and its warehouse tables can't be changed"

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.harness import INTERNAL_HEADERS, Tenant
+from tests.support.status_recorder import expect
 from tests.support.warehouses import Warehouses
 
 
@@ -53,7 +54,7 @@ async def test_rows_pushed_twice_are_stored_once(
     rows.append(dict(rows[0]))  # a duplicate inside the batch
 
     r = await push(client, tenant.env_id, "events", rows)
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"inserted": 3}
     r = await push(client, tenant.env_id, "events", [*rows, event(event="new")])
     assert r.json() == {"inserted": 1}
@@ -78,7 +79,7 @@ async def test_persons_and_the_schema_layout(
     r = await client.post(
         tenant.env_url("onboard-team"), json={"schema_name": "crm"}, headers=tenant.headers
     )
-    assert r.status_code == 200
+    expect(r, 200)
     p = person(properties={})
     r = await push(client, tenant.env_id, "persons", [p, person(distinct_ids=[]), p])
     assert r.json() == {"inserted": 2}
@@ -95,7 +96,7 @@ async def test_persons_and_the_schema_layout(
 
 async def test_unknown_environment_answers_404(client: httpx.AsyncClient) -> None:
     r = await push(client, 987654321, "events", [event()])
-    assert r.status_code == 404
+    expect(r, 404)
     assert r.json()["code"] == "not_found"
 
 
@@ -104,7 +105,7 @@ async def test_no_membership_answers_409(
 ) -> None:
     await warehouses.ready(tenant, table_name=None)
     r = await push(client, tenant.env_id, "events", [event()])
-    assert r.status_code == 409
+    expect(r, 409)
     assert "no warehouse backfill or onboarding yet" in r.json()["detail"]
 
 
@@ -114,7 +115,7 @@ async def test_not_ready_answers_409(
 ) -> None:
     await warehouses.record(tenant, state=state, table_name="main")
     r = await push(client, tenant.env_id, "events", [event()])
-    assert r.status_code == 409
+    expect(r, 409)
     assert r.json()["detail"] == (
         f"The environment's warehouse tables do not exist yet: the managed warehouse is {state}"
     )
@@ -132,11 +133,11 @@ async def test_membership_that_missed_the_worker_gets_its_tables_on_first_push(
         json={"table_name": "late"},
         headers=tenant.headers,
     )
-    assert r.status_code == 200
+    expect(r, 200)
     await warehouses.set_state(tenant, "ready")
 
     r = await push(client, late, "events", [event()])
-    assert r.status_code == 200, r.text
+    expect(r, 200)
     assert r.json() == {"inserted": 1}
     conn = await wh.login()
     try:
@@ -182,7 +183,7 @@ async def test_bad_rows_answer_400(
 ) -> None:
     # Rows are validated before the environment's warehouse is looked at (400 before 409).
     r = await push(client, tenant.env_id, table, rows)
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     assert r.json()["type"] == "validation_error"
     assert r.json()["attr"] == attr
 
@@ -192,7 +193,7 @@ async def test_one_bad_row_stores_nothing(
 ) -> None:
     wh = await warehouses.ready(tenant, table_name="main")
     r = await push(client, tenant.env_id, "events", [event(), event(timestamp="soon")])
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["detail"].startswith("rows.1.timestamp: ")
     conn = await wh.login()
     try:
@@ -211,7 +212,7 @@ async def test_nan_in_properties_answers_400(client: httpx.AsyncClient, tenant: 
         content=body,
         headers={**INTERNAL_HEADERS, "Content-Type": "application/json"},
     )
-    assert r.status_code == 400, r.text
+    expect(r, 400)
     # NaN is not JSON (RFC 8259): the body is malformed (API.md §10, app/pipeline/body_limits.py).
     assert r.json()["code"] == "parse_error"
 
@@ -222,7 +223,7 @@ async def test_needs_the_internal_token(client: httpx.AsyncClient, tenant: Tenan
         json={"table": "events", "rows": []},
         headers=tenant.headers,
     )
-    assert r.status_code == 401
+    expect(r, 401)
 
 
 async def test_documented_as_internal(client: httpx.AsyncClient) -> None:
@@ -238,21 +239,21 @@ async def test_ready_record_without_database_answers_409(
     # The record still says ready while teardown has already dropped the database.
     await warehouses.record(tenant, state="ready", table_name="main", tables_created=True)
     r = await push(client, tenant.env_id, "events", [event()])
-    assert r.status_code == 409
+    expect(r, 409)
     assert "does not exist" in r.json()["detail"]
     r = await client.get(
         tenant.env_url("property_values"),
         params={"table_name": "events_main", "key": "event"},
         headers=tenant.headers,
     )
-    assert r.status_code == 404
+    expect(r, 404)
     staging = await tenant.add_environment("staging")
     r = await client.post(
         f"/api/environments/{staging}/data_warehouse/enable_backfill/",
         json={"table_name": "staging"},
         headers=tenant.headers,
     )
-    assert r.status_code == 409
+    expect(r, 409)
     assert await warehouses.membership(staging) is None
 
 
@@ -263,5 +264,5 @@ async def test_bad_environment_ids_answer_400(client: httpx.AsyncClient, team_id
         json={"table": "events", "rows": []},
         headers=INTERNAL_HEADERS,
     )
-    assert r.status_code == 400
+    expect(r, 400)
     assert r.json()["attr"] == "team_id"

@@ -96,6 +96,10 @@ class SnapshotRunner:
             if warehouse is None or warehouse.state != WarehouseState.READY:
                 await self._settle(session, snap, error="The warehouse is no longer ready")
                 return SnapshotOutcome(SnapshotStatus.FAILED)
+            if snap.deadline_at is not None and now() >= snap.deadline_at:
+                # An attempt that never came back (its job timed out, its worker died).
+                await self._settle(session, snap, error="The snapshot could not be taken in time")
+                return SnapshotOutcome(SnapshotStatus.FAILED)
             if snap.deadline_at is None:
                 snap.deadline_at = now() + timedelta(
                     seconds=self.settings.snapshot_deadline_seconds
