@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from app.core.migrate import migrate_database
 from app.devtools.embedded import free_port
-from app.settings import Settings
+from app.settings import Settings, to_plain_dsn, with_database
 from tests.support.harness import INTERNAL_HEADERS, settings_env
 from tests.support.lifecycle import run_burst_worker
 
@@ -34,8 +36,35 @@ EXCLUDED_CHECKS = [
 
 
 @pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[str]:
+def fuzz_database(settings: Settings) -> Iterator[str]:
+    """A migrated service database of the fuzz server's own: what the fuzzer changes (the
+    cluster registry's `default` included) never reaches the other tests' database."""
+    server = to_plain_dsn(settings.database_url)
+    name = f"wh_fuzz_{uuid.uuid4().hex[:10]}"
+
+    async def execute(statement: str) -> None:
+        conn = await asyncpg.connect(with_database(server, "postgres"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    url = with_database(server, name)
+    migrate_database(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, fuzz_database: str) -> Iterator[str]:
     port = free_port()
+    env = settings_env(settings)
+    env.update(
+        DATABASE_URL=fuzz_database, QUEUE_NAME=f"{settings.queue_name}:fuzz:{uuid.uuid4().hex[:8]}"
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -50,7 +79,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             "--log-level",
             "warning",
         ],
-        env=settings_env(settings),
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
