@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from app.models import ManagedWarehouse, WarehouseState
-from app.services.warehouse.machine import WarehouseMachine
+from app.services.warehouse.plan import next_step as plan_next_step
 
 S = WarehouseState
 SUBS = ("s3_state", "metadata_store_state", "identity_state", "secrets_state")
@@ -27,6 +27,8 @@ def row(state: str, sub: str = S.PENDING, **fields: Any) -> ManagedWarehouse:
         login_role="acme",
         state=state,
         stale_names=[],
+        final_snapshot_id=None,
+        restore_snapshot_id=None,
         **{name: sub for name in SUBS},
     )
     for name, value in fields.items():
@@ -35,7 +37,7 @@ def row(state: str, sub: str = S.PENDING, **fields: Any) -> ManagedWarehouse:
 
 
 def next_step(wh: ManagedWarehouse, tables: tuple[Any, ...] = ()) -> str | None:
-    return WarehouseMachine._next_step(wh, tables)
+    return plan_next_step(wh, tables)
 
 
 def test_a_new_warehouse_starts_with_its_storage() -> None:
@@ -80,3 +82,13 @@ def test_teardown_drops_the_database_before_the_role() -> None:
 def test_teardown_ends_when_everything_is_deleted() -> None:
     wh = row(S.DELETING, S.DELETED)
     assert next_step(wh) is None
+
+
+def test_a_restore_loads_the_snapshot_after_the_secret_and_before_the_tables() -> None:
+    wh = row(S.PROVISIONING, S.READY, restore_snapshot_id=uuid.uuid4())
+    assert next_step(wh, tables=((1, "main", None),)) == "restore"
+
+
+def test_a_final_snapshot_comes_before_anything_is_dropped() -> None:
+    wh = row(S.DELETING, S.READY, final_snapshot_id=uuid.uuid4())
+    assert next_step(wh) == "final-snapshot"

@@ -44,6 +44,13 @@ from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage import steps as storage_steps
 from app.services.storage.transfer import StorageTransfer
+from app.services.warehouse.plan import (
+    CLUSTER_STEPS,
+    GUARDED_STEPS,
+    LABELS,
+    SUB_STATE_OF,
+    next_step,
+)
 from app.settings import Settings
 from app.worker import metrics
 from app.worker.failpoints import failpoint
@@ -55,41 +62,8 @@ GOAL_READY: tuple[str, ...] = (OperationAction.PROVISION, OperationAction.RESTOR
 GOAL_DELETED: tuple[str, ...] = (OperationAction.DEPROVISION,)
 LOCK_NAMESPACE = 72_010_002
 MAX_BACKOFF_SECONDS = 30.0
-# Steps that act on the warehouse's cluster: one that succeeds shows the cluster is up.
-CLUSTER_STEPS = frozenset(
-    {"cleanup", "database", "role", "tables", "probe", "drop-database", "drop-role"}
-)
-# Steps that make or hand out credentials on the cluster: refused while it trusts logins.
-GUARDED_STEPS = frozenset({"database", "role", "tables", "probe"})
 # States whose arrival is a webhook event (`warehouse.<state>`, API.md §10).
 WEBHOOK_STATES = frozenset({S.READY, S.FAILED, S.DELETED})
-
-SUB_STATE_OF = {
-    "storage": "s3_state",
-    "database": "metadata_store_state",
-    "role": "identity_state",
-    "secret": "secrets_state",
-    "remove-storage": "s3_state",
-    "restore": "metadata_store_state",
-    "drop-database": "metadata_store_state",
-    "drop-role": "identity_state",
-    "destroy-secret": "secrets_state",
-}
-LABELS = {
-    "cleanup": "Removing leftovers of an earlier attempt",
-    "storage": "Creating storage",
-    "database": "Creating the database",
-    "role": "Creating the login role",
-    "secret": "Storing the encrypted root password",
-    "restore": "Restoring the snapshot",
-    "final-snapshot": "Taking the final snapshot",
-    "tables": "Creating the environments' tables",
-    "probe": "Checking that the login works",
-    "drop-database": "Dropping the database",
-    "drop-role": "Dropping the login role",
-    "remove-storage": "Removing storage",
-    "destroy-secret": "Destroying the stored password",
-}
 
 
 def advisory_key(warehouse_id: uuid.UUID) -> int:
@@ -172,7 +146,7 @@ class WarehouseMachine:
                 tables = await self._tables_to_create(session, wh)
                 if wh.state == S.DELETING:
                     await storage_steps.final_snapshot_pending(session, wh)
-                step = self._next_step(wh, tables)
+                step = next_step(wh, tables)
                 if step is None:
                     if wh.state == S.DELETING:
                         await self._finish_teardown(session, wh)
@@ -241,30 +215,6 @@ class WarehouseMachine:
             )
         )
         return tuple((r.id, r.table_suffix, r.schema_name) for r in rows)
-
-    @staticmethod
-    def _next_step(wh: ManagedWarehouse, tables: tuple[Any, ...]) -> str | None:
-        if wh.state == S.DELETING:
-            plan = [
-                ("final-snapshot", wh.final_snapshot_id is not None),
-                ("drop-database", wh.metadata_store_state != S.DELETED),
-                ("drop-role", wh.identity_state != S.DELETED),
-                ("cleanup", bool(wh.stale_names)),
-                ("remove-storage", wh.s3_state != S.DELETED),
-                ("destroy-secret", wh.secrets_state != S.DELETED),
-            ]
-        else:
-            plan = [
-                ("cleanup", bool(wh.stale_names)),
-                ("storage", wh.s3_state != S.READY),
-                ("database", wh.metadata_store_state != S.READY),
-                ("role", wh.identity_state != S.READY),
-                ("secret", wh.secrets_state != S.READY),
-                ("restore", wh.restore_snapshot_id is not None),
-                ("tables", bool(tables)),
-                ("probe", True),
-            ]
-        return next((name for name, needed in plan if needed), None)
 
     # -- actions on the outside world -------------------------------------------------------
 
