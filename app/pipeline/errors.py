@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -112,6 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
             "dependency unavailable",
             extra={"request_id": request_id(request), "error_class": type(exc).__name__},
         )
+        return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every connection of the process's pool stayed busy past the pool timeout: the
+        # service is overloaded, not broken. Retry shortly.
+        logger.warning("database pool exhausted", extra={"request_id": request_id(request)})
         return error_response(503, ServiceUnavailable().body(), {"Retry-After": "1"})
 
     # Raw driver errors (the read pool, Redis) when a server is down: a clean 503, handled
