@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.settings import with_database  # noqa: E402
 from bench.load import REDIS_URL, SERVER_DSN, TOKEN, _admin, seed, uvicorn  # noqa: E402
 
@@ -134,6 +135,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     asyncio.run(_admin(f'CREATE DATABASE "{dbname}"'))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    s3 = EmbeddedS3().start()
     env = {
         **os.environ,
         "DATABASE_URL": with_database(SERVER_DSN, dbname),
@@ -144,6 +146,9 @@ def main() -> None:
         "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
         "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
         "ENVIRONMENT": "test",
+        "S3_ENDPOINT_URL": s3.endpoint_url,
+        "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+        "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
     }
     service: list[float] = []
     limit: list[float] = []
@@ -178,6 +183,7 @@ def main() -> None:
                 )
     finally:
         cluster.stop("immediate")
+        s3.stop()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
     ratios = [s / c for s, c in zip(service, limit, strict=True)]

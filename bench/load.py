@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.devtools.embedded import PasswordCheckingCluster, free_port  # noqa: E402
+from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
 from bench import observability  # noqa: E402
 
@@ -274,6 +275,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-"))
     asyncio.run(_admin(f'CREATE DATABASE "{dbname}"'))
     cluster = PasswordCheckingCluster(tmp / "cluster").start()
+    s3 = EmbeddedS3().start()
     database_url = with_database(SERVER_DSN, dbname)
     env = {
         **os.environ,
@@ -285,6 +287,9 @@ def main() -> None:
         "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
         "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
         "ENVIRONMENT": "test",
+        "S3_ENDPOINT_URL": s3.endpoint_url,
+        "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
+        "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
     }
     runs: dict[str, list[dict[str, float]]] = {}
     cpu: dict[str, float] = {}
@@ -348,6 +353,7 @@ def main() -> None:
                         )
     finally:
         cluster.stop("immediate")
+        s3.stop()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
     extra = {**observability.report(runs, levels), **cpu} if args.observability else {}
