@@ -74,7 +74,7 @@ class Settings(BaseSettings):
 
     rate_limit_per_minute: int = Field(default=600, ge=0)
     # How stale a process's view of a key's count may get before it syncs with Redis
-    # (app/ratelimit.py); 0 = one Redis call per request, exact counting.
+    # (app/pipeline/ratelimit.py); 0 = one Redis call per request, exact counting.
     rate_limit_sync_ms: int = Field(default=100, ge=0)
     # An Idempotency-Key claim whose request never answered (its process died) is taken over
     # by a retry after this long (app/pipeline/idempotency.py).

@@ -1,7 +1,7 @@
 """The status poll, read in the authentication statement.
 
 `warehouse_status` is what clients poll while a warehouse provisions. Its columns ride along
-in the statement that resolves the API key and the team (`app.auth.Prefetch`), so a poll is
+in the statement that resolves the API key and the team (`app.core.context.Prefetch`), so a poll is
 one indexed round trip with no transaction. Everything that changes state goes through
 `app.services.warehouse.WarehouseService`.
 """
