@@ -22,7 +22,7 @@ _SANE = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 
 class RateBudget(Protocol):
-    """What the rate limiter reports about a key's window (app/pipeline/ratelimit.py `RateLimitStatus`)."""
+    """What the rate limiter reports about a key's window (`RateLimitStatus`)."""
 
     @property
     def limit(self) -> int: ...

@@ -1,4 +1,4 @@
-"""Autocommit read sessions (app.pipeline.sessions.ReadSession) are only for actions that cannot write."""
+"""Autocommit read sessions (`ReadSession`) are only for actions that cannot write."""
 
 from __future__ import annotations
 
