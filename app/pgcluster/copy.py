@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -245,6 +246,10 @@ def count_differences(source: dict[str, int], target: dict[str, int]) -> list[st
 # -- the streamed copy --------------------------------------------------------------------
 
 
+async def _given_or(major: int | None, dsn: str) -> int:
+    return major if major is not None else await server_major(dsn)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -263,20 +268,41 @@ async def stream_copy(
     role: str,
     source_major: int | None = None,
     target_major: int | None = None,
+    prepare_target: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """`pg_dump -Fc` of the source database piped into `pg_restore` as `role` on the target.
 
-    The target database must exist, empty, owned by `role`. The restore is one transaction: it
-    either lands whole or leaves nothing. If this process dies, both programs die with it.
+    The target database must exist, empty, owned by `role` — or be made so by
+    `prepare_target`, which runs while pg_dump already connects and reads the source's catalogs
+    into the pipe (pg_restore starts once it returns; the pipe holds what pg_dump wrote
+    meanwhile). The restore is one transaction: it either lands whole or leaves nothing. If
+    this process dies, both programs die with it.
     """
-    source_major = source_major or await server_major(source_dsn)
-    target_major = target_major or await server_major(target_dsn)
-    dump_bin = find_binary("pg_dump", source_major)
-    restore_bin = find_binary("pg_restore", target_major)
+    majors = await asyncio.gather(
+        _given_or(source_major, source_dsn), _given_or(target_major, target_dsn)
+    )
+    dump_bin = find_binary("pg_dump", majors[0])
+    restore_bin = find_binary("pg_restore", majors[1])
     read_fd, write_fd = os.pipe()
     restore: asyncio.subprocess.Process | None = None
     dump: asyncio.subprocess.Process | None = None
     try:
+        dump = await asyncio.create_subprocess_exec(
+            str(dump_bin),
+            "--format=custom",
+            "--compress=0",
+            "--no-owner",
+            "--no-acl",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=asyncio.subprocess.PIPE,
+            env=libpq_env(source_dsn, database=database),
+            preexec_fn=_die_with_parent,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        if prepare_target is not None:
+            await prepare_target()
         restore = await asyncio.create_subprocess_exec(
             str(restore_bin),
             "--no-owner",
@@ -293,20 +319,6 @@ async def stream_copy(
         )
         os.close(read_fd)
         read_fd = -1
-        dump = await asyncio.create_subprocess_exec(
-            str(dump_bin),
-            "--format=custom",
-            "--compress=0",
-            "--no-owner",
-            "--no-acl",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=asyncio.subprocess.PIPE,
-            env=libpq_env(source_dsn, database=database),
-            preexec_fn=_die_with_parent,
-        )
-        os.close(write_fd)
-        write_fd = -1
         (_, dump_err), (_, restore_err) = await asyncio.gather(
             dump.communicate(), restore.communicate()
         )
