@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import asyncpg
@@ -59,18 +60,59 @@ async def _connect(dsn: str, database: str | None = None) -> asyncpg.Connection:
     return conn
 
 
-async def server_major(dsn: str) -> int:
-    conn = await _connect(dsn)
+# Admin connections a run of steps may reuse (`reusing_connections`), per DSN: idle ones only.
+_REUSABLE: ContextVar[dict[str, list[asyncpg.Connection]] | None] = ContextVar(
+    "reusable_admin_connections", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def reusing_connections() -> AsyncIterator[None]:
+    """Within this block, admin connections (to a cluster's `postgres` database) are kept
+    open and reused by the functions here instead of connecting for every call; all are
+    closed at the end. A connection is handed to one caller at a time; concurrent callers
+    connect anew (and leave theirs for reuse too)."""
+    kept: dict[str, list[asyncpg.Connection]] = {}
+    token = _REUSABLE.set(kept)
     try:
-        return major_from_version_num(await conn.fetchval("SHOW server_version_num"))
+        yield
     finally:
-        await conn.close()
+        _REUSABLE.reset(token)
+        for conns in kept.values():
+            for conn in conns:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def _admin(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    kept = _REUSABLE.get()
+    idle = kept.setdefault(dsn, []) if kept is not None else None
+    conn = None
+    while idle and conn is None:
+        candidate = idle.pop()
+        conn = None if candidate.is_closed() else candidate
+    if conn is None:
+        conn = await _connect(dsn)
+    reusable = False
+    try:
+        yield conn
+        reusable = idle is not None and not conn.is_closed() and not conn.is_in_transaction()
+    finally:
+        if reusable and idle is not None:
+            idle.append(conn)
+        else:
+            await conn.close()
+
+
+async def server_major(dsn: str) -> int:
+    async with _admin(dsn) as conn:
+        return major_from_version_num(await conn.fetchval("SHOW server_version_num"))
 
 
 async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool, bool]:
     """(database `name` exists, role `role` (default: `name`) exists) on the cluster."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS db,"
             " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role",
@@ -78,8 +120,6 @@ async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool
             role or name,
         )
         return bool(row["db"]), bool(row["role"])
-    finally:
-        await conn.close()
 
 
 # -- freeze -------------------------------------------------------------------------------
@@ -87,8 +127,7 @@ async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool
 
 async def freeze_role(dsn: str, role: str) -> int:
     """NOLOGIN, then end the role's open sessions; returns how many were ended."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         if await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(f"ALTER ROLE {quote_ident(role)} NOLOGIN")
         return int(
@@ -99,31 +138,23 @@ async def freeze_role(dsn: str, role: str) -> int:
             )
             or 0
         )
-    finally:
-        await conn.close()
 
 
 async def unfreeze_role(dsn: str, role: str) -> bool:
     """LOGIN again; False when the role does not exist on that cluster."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         can_login = await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
         if can_login is None:
             return False
         if not can_login:
             await conn.execute(f"ALTER ROLE {quote_ident(role)} LOGIN")
         return True
-    finally:
-        await conn.close()
 
 
 async def role_can_login(dsn: str, role: str) -> bool | None:
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         value = await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
         return None if value is None else bool(value)
-    finally:
-        await conn.close()
 
 
 # -- role ---------------------------------------------------------------------------------
@@ -131,11 +162,8 @@ async def role_can_login(dsn: str, role: str) -> bool | None:
 
 async def read_verifier(dsn: str, role: str) -> str:
     """The role's stored SCRAM verifier (pg_authid; needs a superuser)."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         verifier = await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
-    finally:
-        await conn.close()
     if not verifier:
         raise CopyError("the login role has no password on the source cluster")
     verifier_literal(verifier)  # refuses anything that is not a SCRAM verifier
@@ -146,29 +174,23 @@ async def ensure_role(dsn: str, role: str, verifier: str, *, login: bool = False
     """The role exists with exactly this verifier (NOLOGIN unless `login`)."""
     r, pw = quote_ident(role), verifier_literal(verifier)
     attrs = f"{'LOGIN' if login else 'NOLOGIN'} {ROLE_ATTRS}"
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role) is None:
             with contextlib.suppress(asyncpg.DuplicateObjectError):
                 await conn.execute(f"CREATE ROLE {r} {attrs} PASSWORD {pw}")
         await conn.execute(f"ALTER ROLE {r} {attrs} PASSWORD {pw}")
-    finally:
-        await conn.close()
 
 
 # -- database -----------------------------------------------------------------------------
 
 
 async def database_shape(dsn: str, database: str) -> DatabaseShape:
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT pg_encoding_to_char(encoding) AS enc, datcollate, datctype"
             " FROM pg_database WHERE datname = $1",
             database,
         )
-    finally:
-        await conn.close()
     if row is None:
         raise CopyError("the database does not exist on the source cluster")
     shape = DatabaseShape(row["enc"], row["datcollate"], row["datctype"])
@@ -181,8 +203,7 @@ async def database_shape(dsn: str, database: str) -> DatabaseShape:
 async def recreate_database(dsn: str, database: str, *, owner: str, shape: DatabaseShape) -> None:
     """An empty database owned by `owner`, reachable only by it (drops any earlier attempt)."""
     db, r = quote_ident(database), quote_ident(owner)
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         await conn.execute(
             f"CREATE DATABASE {db} OWNER {r} TEMPLATE template0"
@@ -191,15 +212,12 @@ async def recreate_database(dsn: str, database: str, *, owner: str, shape: Datab
         )
         await conn.execute(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
         await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {r}")
-    finally:
-        await conn.close()
 
 
 async def drop_warehouse(dsn: str, database: str, role: str | None = None) -> None:
     """Remove a warehouse's database and login role from a cluster (idempotent)."""
     role = role or database
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(
@@ -207,8 +225,6 @@ async def drop_warehouse(dsn: str, database: str, role: str | None = None) -> No
                 role,
             )
             await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(role)}")
-    finally:
-        await conn.close()
 
 
 # -- verification -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from app.models import (
     WarehouseState,
     WarehouseTeamMembership,
 )
+from app.pgcluster import copy
 from app.services.events.outbox import emit_event
 from app.services.fleet import move_support as support
 from app.services.fleet.move_steps import MoveContext, MoveRefused, act, remove_leftovers
@@ -108,7 +109,9 @@ class MoveMachine:
             if not locked:
                 return Outcome("busy", retry_in=self.backoff(1))
             try:
-                return await self._run(move_id)
+                # One admin connection per cluster for the run's steps, not one per call.
+                async with copy.reusing_connections():
+                    return await self._run(move_id)
             finally:
                 await lock_conn.rollback()
 
