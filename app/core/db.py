@@ -9,7 +9,7 @@ transaction: it commits when the route returns and rolls back on any exception, 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.statements import named
 from app.settings import Settings, to_plain_dsn
 
 AfterCommit = Callable[[], Awaitable[Any]]
@@ -123,10 +124,11 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 class ReadPool:
-    """A plain asyncpg pool for the hot, read-only paths (authentication, status polls).
+    """A plain asyncpg pool for the hot, read-only paths (authentication, status polls, the
+    pipeline activity and stats reads).
 
-    Those paths need one statement and no transaction; going through the ORM session cost more
-    than the query itself. A read that meets a connection the server has dropped (after a
+    Those paths need single statements and no transaction; going through the ORM session cost
+    more than the query itself. A read that meets a connection the server has dropped (after a
     database restart) is retried once on a fresh connection; when the server is down the error
     reaches the handlers and the client gets a 503.
     """
@@ -163,6 +165,22 @@ class ReadPool:
             return await self.pool.fetchrow(query, *args)
         except self._RETRYABLE:
             return await self.pool.fetchrow(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            rows: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+        except self._RETRYABLE:
+            rows = await self.pool.fetch(query, *args)
+        return rows
+
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[asyncpg.Record]:
+        """Run a statement written with `:name` parameters (`app.core.statements`)."""
+        statement = named(sql)
+        return await self.fetch(statement.sql, *statement.args(params))
+
+    async def row(self, sql: str, params: Mapping[str, Any]) -> asyncpg.Record | None:
+        statement = named(sql)
+        return await self.fetchrow(statement.sql, *statement.args(params))
 
     async def execute(self, query: str, *args: Any) -> str:
         try:
