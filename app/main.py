@@ -13,13 +13,13 @@ from fastapi.openapi.utils import get_openapi
 
 from app import __version__
 from app.core.db import (
-    ReadPool,
     build_engine,
     build_read_engine,
     build_read_sessionmaker,
     build_sessionmaker,
 )
 from app.core.queue import JobQueue
+from app.core.read_pool import ReadPool
 from app.pgcluster import build_secret_box
 from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver

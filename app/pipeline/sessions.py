@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import ReadPool, commit_and_run_hooks, discard_after_commit
+from app.core.db import commit_and_run_hooks, discard_after_commit
+from app.core.read_pool import ReadPool
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from app.core.db import ReadPool
+from app.core.read_pool import ReadPool
 from app.schemas.pipelines import ActivityPage, ActivityRow
 
 MAX_LIMIT = 50

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from app.core.context import TeamRef
-from app.core.db import ReadPool
+from app.core.read_pool import ReadPool
 from app.models.pipelines import DAY_SECONDS, ROLLUP_SECONDS
 from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
