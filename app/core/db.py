@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,17 +21,20 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.errors import NoCapacity
 from app.settings import Settings
 
 AfterCommit = Callable[[], Awaitable[Any]]
 _AFTER_COMMIT_KEY = "after_commit"
 
 
-def build_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def build_engine(
+    settings: Settings, *, pool_size: int | None = None, max_overflow: int | None = None
+) -> AsyncEngine:
     engine = create_async_engine(
         settings.async_database_url,
         pool_size=pool_size or settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
         connect_args=_connect_args(settings, "warehouse-api"),
     )
     _discard_dead_connections(engine)
@@ -97,8 +100,36 @@ def discard_after_commit(session: AsyncSession) -> None:
     session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
+# The commit refused a new warehouse: no cluster has room (raised by the placement trigger
+# that runs inside COMMIT, app.services.fleet.placement).
+NO_CAPACITY_SQLSTATE = "WH503"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through SQLAlchemy and asyncpg, if any."""
+    for candidate in (getattr(exc, "orig", None), getattr(exc, "__cause__", None), exc):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        cause = getattr(candidate, "__cause__", None)
+        code = getattr(cause, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit; a commit the placement refused raises NoCapacity (503 `no_capacity`)."""
+    try:
+        await session.commit()
+    except DBAPIError as exc:
+        if sqlstate(exc) == NO_CAPACITY_SQLSTATE:
+            raise NoCapacity() from None
+        raise
+
+
 async def commit_and_run_hooks(session: AsyncSession) -> None:
-    await session.commit()
+    await commit(session)
     hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for hook in hooks:
         await hook()
