@@ -108,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Observability is the service's own (Prometheus metrics, JSON logs, request ids:
+        # app/pipeline/observability.py). FastAPI's native OpenTelemetry would look up the
+        # global providers on every request and find none configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()
