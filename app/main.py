@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -89,6 +90,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.tenant_pools = tenant_pools = TenantPools()
     configured = backends.guard(settings.warehouse_admin_dsn)
     app.state.readiness_problem = await configured.problem_at_startup()
+    # What start-up built (routes, validators, schemas, pools) lives as long as the process.
+    # Freeze it out of the cyclic collector's reach: a full collection then walks only what
+    # requests allocate, instead of ~150k long-lived objects (about 130 ms per full
+    # collection on this 2-core box, a pause every request in flight waits out).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
