@@ -25,7 +25,8 @@ from app.services.fleet.clusters import ClusterRegistry, ClusterView, NewCluster
 
 router = APIRouter(prefix="/internal/clusters", tags=["internal"], dependencies=[InternalCaller])
 
-ClusterName = Annotated[str, Path(max_length=200, description="The cluster's name.")]
+# No length bound: a name no cluster can have is an unknown cluster, 404 (API.md §6, §8).
+ClusterName = Annotated[str, Path(description="The cluster's name.")]
 _401 = {"model": ErrorBody, "description": "Missing or wrong internal token"}
 _404 = {"model": ErrorBody, "description": "No cluster with this name"}
 

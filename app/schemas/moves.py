@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cluster: str = Field(
-        min_length=1, max_length=63, description="Name of the target cluster.", examples=["b"]
-    )
+    # No length bound here: a name no cluster can have is an unknown cluster, 404 (API.md §8).
+    cluster: str = Field(min_length=1, description="Name of the target cluster.", examples=["b"])
 
 
 class MoveOut(BaseModel):

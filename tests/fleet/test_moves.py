@@ -207,6 +207,34 @@ async def test_move_answers_404_before_409(
     await fleet.drop_everywhere(name)
 
 
+async def test_a_name_no_cluster_can_have_is_an_unknown_cluster_404(
+    client: httpx.AsyncClient, warehouses: Any
+) -> None:
+    """API.md §8: an unknown cluster → 404, whatever the name's length (not a 400)."""
+    unknown = "No warehouse cluster with this name is registered"
+    pending = await create_tenant(client)
+    await warehouses.record(pending, state="provisioning")
+    for name in ("x" * 64, "y" * 300, "Not_A_Name"):
+        r = await move(client, pending.org_id, name)
+        expect(r, 404)
+        assert r.json() == {
+            "type": "invalid_request",
+            "code": "not_found",
+            "detail": unknown,
+            "attr": None,
+        }, r.text
+        for method in ("GET", "PATCH", "DELETE"):
+            body: dict[str, Any] | None = {} if method == "PATCH" else None
+            r = await client.request(
+                method, f"/internal/clusters/{name}", headers=INTERNAL_HEADERS, json=body
+            )
+            expect(r, 404)
+            assert r.json()["detail"] == unknown, (method, r.text)
+        r = await client.post(f"/internal/clusters/{name}/drain", headers=INTERNAL_HEADERS)
+        expect(r, 404)
+        assert r.json()["detail"] == unknown, r.text
+
+
 async def test_a_move_that_fails_leaves_the_warehouse_on_its_source(
     client: httpx.AsyncClient,
     fleet: Fleet,

@@ -30,6 +30,7 @@ from app.services.fleet import move_support as support
 from app.services.fleet.move_jobs import ADVANCE_MOVE, move_job_id
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
+from app.services.warehouse.names import WAREHOUSE_NAME_RE
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class MoveService:
         return warehouse
 
     async def _cluster(self, name: str, *, lock: bool = False) -> WarehouseCluster:
+        if not WAREHOUSE_NAME_RE.fullmatch(name):
+            raise NotFound(NO_CLUSTER)  # no cluster can have this name
         cluster = await self.session.get(WarehouseCluster, name, with_for_update=lock)
         if cluster is None or cluster.admin_url_ciphertext is None:
             raise NotFound(NO_CLUSTER)
