@@ -11,10 +11,11 @@ first offending field (`rows.<i>.<field>`), so the answers stay those of the mod
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
+from asyncpg.pgproto.pgproto import UUID
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
@@ -34,6 +35,13 @@ _PERSON_REQUIRED = _PERSON_KEYS - {"properties"}
 _EVENT_ROWS = TypeAdapter(list[EventRow])
 _PERSON_ROWS = TypeAdapter(list[PersonRow])
 _dumps = json.JSONEncoder(allow_nan=False).encode
+# orjson writes what JSON cannot hold (NaN, Infinity) as null and serializes a few Python types
+# JSON has no word for; anything but plain JSON values is left to `_dumps`, which refuses them.
+_ORJSON_PLAIN = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 class _Slow(Exception):
@@ -54,11 +62,17 @@ def _text(value: Any) -> str:
     return value
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    if type(value) is not str or len(value) != 36:
+def _uuid(value: Any) -> UUID:
+    # The hyphenated form only (the models take others too, and decide them): asyncpg's UUID, a
+    # `uuid.UUID` it writes to COPY without converting, skips hyphens wherever they are.
+    if (
+        type(value) is not str
+        or len(value) != 36
+        or not value[8] == value[13] == value[18] == value[23] == "-"
+    ):
         raise _Slow
     try:
-        return uuid.UUID(value)
+        return UUID(value)
     except ValueError:
         raise _Slow from None
 
@@ -75,12 +89,24 @@ def _timestamp(value: Any) -> datetime:
     return parsed
 
 
+def encode_json(value: Any) -> str:
+    """JSON text for a jsonb column: orjson's for plain JSON values, else `_dumps`'s (which
+    raises ValueError for NaN or Infinity, TypeError for what is not JSON)."""
+    try:
+        encoded = orjson.dumps(value, option=_ORJSON_PLAIN)
+    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+        return _dumps(value)
+    if b"null" in encoded:  # perhaps a NaN or an Infinity
+        return _dumps(value)
+    return encoded.decode()
+
+
 def _properties(row: dict[str, Any]) -> str:
     value = row.get("properties", {})
     if type(value) is not dict:
         raise _Slow
     try:
-        encoded = _dumps(value)
+        encoded = encode_json(value)
     except (ValueError, TypeError):
         raise _Slow from None
     if "\\u0000" in encoded:
@@ -133,10 +159,10 @@ def _through_models(table: str, raw: list[Any]) -> list[Record]:
         _reject_unstorable(row, i)
         if isinstance(row, EventRow):
             records.append(
-                (row.uuid, row.event, row.distinct_id, _dumps(row.properties), row.timestamp)
+                (row.uuid, row.event, row.distinct_id, encode_json(row.properties), row.timestamp)
             )
         elif isinstance(row, PersonRow):
-            records.append((row.id, row.distinct_ids, _dumps(row.properties), row.created_at))
+            records.append((row.id, row.distinct_ids, encode_json(row.properties), row.created_at))
     return records
 
 
@@ -151,7 +177,7 @@ def _reject_unstorable(row: BaseModel, index: int) -> None:
     properties = getattr(row, "properties", {})
     attr = f"rows.{index}.properties"
     try:
-        encoded = _dumps(properties)
+        encoded = encode_json(properties)
     except ValueError as exc:
         raise ValidationFailed(
             f"{attr}: must be valid JSON (no NaN or Infinity)", attr=attr

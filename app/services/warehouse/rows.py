@@ -1,8 +1,9 @@
 """Appending rows to an environment's warehouse tables (internal API, API.md §6).
 
-Rows are checked and turned into COPY records in one pass (`ingest.parse_batch`), copied into
-a staging table and moved with ON CONFLICT DO NOTHING (`app.pgcluster.ingest.copy_rows`), so a
-row pushed twice (same uuid/id) is stored once and `inserted` counts only new rows.
+Rows are checked and turned into COPY records in one pass (`ingest.parse_batch`) and stored by
+`app.pgcluster.ingest.copy_rows` (COPY straight into the table when every row is new, else
+through a staging table with ON CONFLICT DO NOTHING), so a row pushed twice (same uuid/id) is
+stored once and `inserted` counts only new rows.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ class WarehouseRowsService:
             await memberships.ensure_tables(warehouse, membership)
         tables = tables_of(membership)
         admin_dsn = await admin_dsn_of(self.session, self.settings, warehouse.cluster)
-        qualified = tables.qualified_events if table == "events" else tables.qualified_persons
+        name = tables.events if table == "events" else tables.persons
+        distinct = len({row[0] for row in rows}) == len(rows)
         async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
             try:
-                return await copy_rows(conn, qualified, table, rows)
+                return await copy_rows(
+                    conn, tables.schema, name, table, rows, distinct_keys=distinct
+                )
             except (
                 asyncpg.exceptions.UndefinedTableError,
                 asyncpg.exceptions.InvalidSchemaNameError,
@@ -83,4 +87,4 @@ class WarehouseRowsService:
         # The tables were dropped behind our back (e.g. the warehouse was rebuilt): recreate.
         await memberships.ensure_tables(warehouse, membership)
         async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
-            return await copy_rows(conn, qualified, table, rows)
+            return await copy_rows(conn, tables.schema, name, table, rows, distinct_keys=distinct)
