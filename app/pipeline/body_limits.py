@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from itertools import chain
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -103,16 +104,12 @@ def _deeper_than(value: Any, limit: int) -> bool:
     looking at containers only, one level at a time."""
     level = [value] if type(value) is dict or type(value) is list else []
     for _ in range(limit):
-        below: list[Any] = []
-        for item in level:
-            below += [
-                child
-                for child in (item.values() if type(item) is dict else item)
-                if type(child) is dict or type(child) is list
-            ]
-        if not below:
+        children = chain.from_iterable(
+            [item.values() if type(item) is dict else item for item in level]
+        )
+        level = [child for child in children if type(child) is dict or type(child) is list]
+        if not level:
             return False
-        level = below
     return True
 
 

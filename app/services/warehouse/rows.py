@@ -44,24 +44,24 @@ class WarehouseRowsService:
         self.pools = pools
 
     async def append(self, team_id: int, table: str, raw_rows: list[Any]) -> int:
-        team = await self.session.get(Team, team_id)
-        if team is None:
+        # The environment, its membership and its organization's warehouse in one statement.
+        found = (
+            await self.session.execute(
+                select(Team.id, WarehouseTeamMembership, ManagedWarehouse)
+                .outerjoin(WarehouseTeamMembership, WarehouseTeamMembership.team_id == Team.id)
+                .outerjoin(
+                    ManagedWarehouse,
+                    ManagedWarehouse.organization_id == WarehouseTeamMembership.organization_id,
+                )
+                .where(Team.id == team_id)
+            )
+        ).one_or_none()
+        if found is None:
             raise NotFound("Environment not found")
         rows = parse_batch(table, raw_rows)
-        membership = (
-            await self.session.execute(
-                select(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == team_id)
-            )
-        ).scalar_one_or_none()
+        _, membership, warehouse = found
         if membership is None:
             raise Conflict(NO_MEMBERSHIP)
-        warehouse = (
-            await self.session.execute(
-                select(ManagedWarehouse).where(
-                    ManagedWarehouse.organization_id == membership.organization_id
-                )
-            )
-        ).scalar_one_or_none()
         if warehouse is None or warehouse.state != WarehouseState.READY:
             raise Conflict(_not_ready(warehouse.state if warehouse else None))
         if not rows:
