@@ -46,7 +46,7 @@ async def append_warehouse_rows(
     request: Request,
 ) -> WarehouseRowsOut:
     state = request.app.state
-    service = WarehouseRowsService(session, state.settings, state.tenant_pools)
+    service = WarehouseRowsService(session, state.settings, state.read_pool, state.tenant_pools)
     inserted = await service.append(team_id, body.table, body.rows)
     return WarehouseRowsOut(inserted=inserted)
 
