@@ -2,12 +2,13 @@
 
 Binary COPY is the cheapest way to move rows into PostgreSQL (multi-row heap inserts, a WAL
 record per page instead of per row), and most batches hold only new rows. So a batch whose keys
-are distinct is first COPYed straight into the table, as one statement: it either stores every
+are distinct, and whose first and last keys are not stored yet (one indexed probe; a batch sent
+again fails it), is COPYed straight into the table, as one statement: it either stores every
 row (then every row was new: `inserted` is the batch's size) or fails as a whole on the first
 key already present — stored earlier, or by a concurrent batch that committed first (the COPY
-waits for it) — and leaves nothing behind.
+waits for it) — and leaves nothing behind (but the dead rows it wrote before the conflict).
 
-Then, and for a batch that repeats a key within itself, the rows go the exact way: COPY into a
+Otherwise, or when that COPY is refused, the rows go the exact way: COPY into a
 session-local staging table (created once per connection, emptied at commit) and
 `INSERT ... SELECT ... ORDER BY <key> ON CONFLICT DO NOTHING`, whose row count is exactly the
 rows newly stored. Inserting in key order makes concurrent batches that share keys wait for
@@ -54,7 +55,14 @@ async def copy_rows(
     `records`. `conn` is an asyncpg connection to the warehouse database, not in a
     transaction."""
     staging, definition, columns = _STAGING[table]
-    if distinct_keys:
+    listed = ", ".join(columns)
+    qualified = f"{quote_ident(schema)}.{quote_ident(name)}"
+    if distinct_keys and not await conn.fetchval(
+        # A batch sent again (a retry after a timeout) starts or ends with a stored key: it goes
+        # the exact way at once instead of through a COPY that fails after writing rows.
+        f"SELECT EXISTS (SELECT FROM {qualified} WHERE {columns[0]} = ANY($1::uuid[]))",  # noqa: S608
+        [records[0][0], records[-1][0]],
+    ):
         try:
             status: str = await conn.copy_records_to_table(
                 name, schema_name=schema, records=records, columns=columns
@@ -64,8 +72,6 @@ async def copy_rows(
         else:
             # "COPY <n>"
             return int(status.rsplit(" ", 1)[-1])
-    listed = ", ".join(columns)
-    qualified = f"{quote_ident(schema)}.{quote_ident(name)}"
     async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS"
