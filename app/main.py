@@ -14,13 +14,13 @@ from fastapi.openapi.utils import get_openapi
 
 from app import __version__
 from app.core.db import (
-    ReadPool,
     build_engine,
     build_read_engine,
     build_read_sessionmaker,
     build_sessionmaker,
 )
 from app.core.queue import JobQueue
+from app.core.read_pool import ReadPool
 from app.pgcluster import build_secret_box
 from app.pgcluster.tenant_connection import TenantPools
 from app.pipeline.auth import environment_resolver, project_resolver
@@ -28,7 +28,7 @@ from app.pipeline.errors import install_error_handlers
 from app.pipeline.metrics import HttpMetrics
 from app.pipeline.observability import ObservedApp
 from app.pipeline.ratelimit import RateLimiter
-from app.pipeline.router import build_data_warehouse_router
+from app.pipeline.router import add_data_warehouse_actions
 from app.routers import (
     all_actions,
     health,
@@ -121,15 +121,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     actions = all_actions()
-    app.include_router(
-        build_data_warehouse_router(
-            environment_resolver, operation_prefix="environments_", actions=actions
-        ),
+    add_data_warehouse_actions(
+        app.router,
+        environment_resolver,
         prefix="/api/environments/{environment_id}/data_warehouse",
+        operation_prefix="environments_",
+        actions=actions,
     )
-    app.include_router(
-        build_data_warehouse_router(project_resolver, operation_prefix="", actions=actions),
+    add_data_warehouse_actions(
+        app.router,
+        project_resolver,
         prefix="/api/projects/{project_id}/data_warehouse",
+        operation_prefix="",
+        actions=actions,
     )
     app.include_router(internal_identity.router)
     app.include_router(internal_warehouse.router)

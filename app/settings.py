@@ -68,8 +68,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     internal_api_token: SecretStr = SecretStr(PLACEHOLDER_INTERNAL_TOKEN)
 
+    # Service-database connections. An API process opens at most DB_POOL_SIZE +
+    # DB_MAX_OVERFLOW (writes) + DB_POOL_SIZE (ORM reads) + DB_POOL_SIZE (hot reads); a worker
+    # at most 2 x WORKER_MAX_JOBS + 4 (a job holds its lock connection and one step at a time).
+    # Keep the sum over all processes under the server's max_connections (PostgreSQL's
+    # default is 100): the defaults give 40 + 24.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # Jobs one worker process runs at once.
+    worker_max_jobs: int = Field(default=10, ge=1)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
     rate_limit_per_minute: int = Field(default=600, ge=0)

@@ -45,14 +45,16 @@ MAX_PER_CLUSTER = 100
 
 
 async def provision(
-    c: httpx.AsyncClient, env: int, headers: dict[str, str]
+    c: httpx.AsyncClient, env: int, headers: dict[str, str], answered: list[float]
 ) -> tuple[str, str | None]:
     base = f"/api/environments/{env}/data_warehouse"
+    sent = time.perf_counter()
     r = await c.post(
         f"{base}/provision/",
         json={"database_name": f"f-{uuid.uuid4().hex[:12]}", "table_name": "main"},
         headers=headers,
     )
+    answered.append(time.perf_counter() - sent)
     if r.status_code != 202:
         return f"http {r.status_code}", None
     org: str = r.json()["org"]
@@ -63,6 +65,14 @@ async def provision(
             return state, org
         await asyncio.sleep(0.5)
     return "timeout", org
+
+
+async def _sample_connections(admin: asyncpg.Connection, dbname: str, peak: list[int]) -> None:
+    """The most connections the service database had open, sampled every 50 ms."""
+    while True:
+        n = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", dbname)
+        peak[0] = max(peak[0], int(n))
+        await asyncio.sleep(0.05)
 
 
 async def main(orgs: int, workers: int) -> None:
@@ -95,9 +105,8 @@ async def main(orgs: int, workers: int) -> None:
             s3_secret_access_key=EMBEDDED_S3_SECRET,
             rate_limit_per_minute=0,
             reconcile_interval_seconds=5,
-            # One API process takes all 300 requests at once: a pool to match.
-            db_pool_size=40,
-            db_max_overflow=20,
+            # Pools as deployed (settings defaults): the server's stock max_connections (100)
+            # must hold the API and both workers; the peak is measured and reported below.
             log_level="WARNING",
             _env_file=None,
         )
@@ -114,6 +123,7 @@ async def main(orgs: int, workers: int) -> None:
             "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
             "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
             "LOG_LEVEL": "WARNING",
+            "WORKER_METRICS_PORT": "0",  # two workers on one machine: no metrics port
         }
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -150,9 +160,14 @@ async def main(orgs: int, workers: int) -> None:
                     )
                 tenants = [await provision_bench.new_tenant(c) for _ in range(orgs)]
                 await asyncio.sleep(2)  # the workers are up
+                peak = [0]
+                sampler = asyncio.create_task(_sample_connections(admin, dbname, peak))
                 started = time.perf_counter()
-                results = await asyncio.gather(*(provision(c, e, h) for e, h in tenants))
+                answered: list[float] = []
+                results = await asyncio.gather(*(provision(c, e, h, answered) for e, h in tenants))
                 wall = time.perf_counter() - started
+                sampler.cancel()
+                max_connections = await admin.fetchval("SHOW max_connections")
                 states = Counter(state for state, _ in results)
                 listing = (await c.get("/internal/clusters", headers=HEADERS)).json()["results"]
                 per_cluster = {row["name"]: row["warehouses"] for row in listing}
@@ -161,8 +176,17 @@ async def main(orgs: int, workers: int) -> None:
                     f"{orgs} provisions over {len(CLUSTERS)} clusters (max {MAX_PER_CLUSTER} "
                     f"each), {workers} worker processes: wall time {wall:.1f} s"
                 )
+                answered.sort()
+                print(
+                    f"  provision answers: median {answered[len(answered) // 2]:.2f} s, "
+                    f"slowest {answered[-1]:.2f} s"
+                )
                 print(f"  states: {dict(states)}")
                 print(f"  per cluster: {per_cluster}")
+                print(
+                    f"  peak connections to the service database: {peak[0]} "
+                    f"(server max_connections {max_connections})"
+                )
                 checks = {
                     "all ready": states.get("ready", 0) == orgs,
                     "none failed": states.get("failed", 0) == 0,

@@ -294,7 +294,10 @@ async def main(sizes: list[int]) -> None:
                     "state"
                 ] != "ready":
                     await asyncio.sleep(0.1)
-                here, there = "default", "bench-b"
+                # Wherever placement put it (ties go by name), moved back and forth from there.
+                r = await c.get(f"/internal/warehouses/{org}", headers=HEADERS)
+                here = r.json()["cluster"]
+                there = "default" if here == "bench-b" else "bench-b"
                 results = []
                 for size_mb in sizes:
                     size = await fill_to(clusters[here], name, password, size_mb * MB)

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,17 +21,20 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.settings import Settings, to_plain_dsn
+from app.core.errors import NoCapacity
+from app.settings import Settings
 
 AfterCommit = Callable[[], Awaitable[Any]]
 _AFTER_COMMIT_KEY = "after_commit"
 
 
-def build_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def build_engine(
+    settings: Settings, *, pool_size: int | None = None, max_overflow: int | None = None
+) -> AsyncEngine:
     engine = create_async_engine(
         settings.async_database_url,
         pool_size=pool_size or settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
         connect_args=_connect_args(settings, "warehouse-api"),
     )
     _discard_dead_connections(engine)
@@ -98,8 +100,36 @@ def discard_after_commit(session: AsyncSession) -> None:
     session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
+# The commit refused a new warehouse: no cluster has room (raised by the placement trigger
+# that runs inside COMMIT, app.services.fleet.placement).
+NO_CAPACITY_SQLSTATE = "WH503"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through SQLAlchemy and asyncpg, if any."""
+    for candidate in (getattr(exc, "orig", None), getattr(exc, "__cause__", None), exc):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        cause = getattr(candidate, "__cause__", None)
+        code = getattr(cause, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit; a commit the placement refused raises NoCapacity (503 `no_capacity`)."""
+    try:
+        await session.commit()
+    except DBAPIError as exc:
+        if sqlstate(exc) == NO_CAPACITY_SQLSTATE:
+            raise NoCapacity() from None
+        raise
+
+
 async def commit_and_run_hooks(session: AsyncSession) -> None:
-    await session.commit()
+    await commit(session)
     hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for hook in hooks:
         await hook()
@@ -110,65 +140,3 @@ def build_read_sessionmaker(read_engine: AsyncEngine) -> async_sessionmaker[Asyn
     (`build_read_engine`): a read pays no BEGIN and no COMMIT round trip. Each statement sees
     its own snapshot."""
     return async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN, CLOSE ALL, advisory unlock).
-
-    The read pool only runs single statements through `Pool.fetchrow`/`Pool.execute`: nothing
-    sets session state, listens, opens cursors or takes advisory locks, so that reset would
-    be a second round trip per read that resets nothing. asyncpg still rolls back a
-    transaction left open before calling this.
-    """
-
-
-class ReadPool:
-    """A plain asyncpg pool for the hot, read-only paths (authentication, status polls).
-
-    Those paths need one statement and no transaction; going through the ORM session cost more
-    than the query itself. A read that meets a connection the server has dropped (after a
-    database restart) is retried once on a fresh connection; when the server is down the error
-    reaches the handlers and the client gets a 503.
-    """
-
-    _RETRYABLE = (
-        asyncpg.exceptions.ConnectionDoesNotExistError,
-        asyncpg.exceptions.AdminShutdownError,
-        asyncpg.exceptions.CannotConnectNowError,
-        asyncpg.exceptions.InterfaceError,
-        ConnectionResetError,
-    )
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    @classmethod
-    async def open(cls, settings: Settings) -> ReadPool:
-        pool = await asyncpg.create_pool(
-            to_plain_dsn(settings.database_url),
-            min_size=0,
-            max_size=settings.db_pool_size,
-            timeout=5,
-            reset=_keep_session,
-            command_timeout=settings.db_statement_timeout_ms / 1000 or None,
-            server_settings={
-                "application_name": "warehouse-api-read",
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            },
-        )
-        return cls(pool)
-
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            return await self.pool.fetchrow(query, *args)
-        except self._RETRYABLE:
-            return await self.pool.fetchrow(query, *args)
-
-    async def execute(self, query: str, *args: Any) -> str:
-        try:
-            return str(await self.pool.execute(query, *args))
-        except self._RETRYABLE:
-            return str(await self.pool.execute(query, *args))
-
-    async def close(self) -> None:
-        await self.pool.close()

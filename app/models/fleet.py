@@ -39,3 +39,7 @@ class WarehouseCluster(CreatedAtMixin, Base):
     healthy: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # Kept exact by triggers (migration 0012; app.services.fleet.counters): the warehouses on
+    # it that are not `deleted` (API.md §8 `warehouses`), and the moves on their way to it.
+    warehouses: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    incoming: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -17,8 +17,8 @@ import asyncpg
 from fastapi import Depends, Path, Request
 
 from app.core.context import Prefetch, Principal, RequestContext, TeamRef
-from app.core.db import ReadPool
 from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
+from app.core.read_pool import ReadPool
 from app.core.request_id import note_rate_limit
 from app.core.scopes import first_missing_scope
 from app.pipeline.body_limits import raise_request_problem

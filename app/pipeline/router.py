@@ -3,8 +3,9 @@
 `/api/environments/{environment_id}/data_warehouse/...` and
 `/api/projects/{project_id}/data_warehouse/...` differ only in how the team is resolved; the
 factory takes that resolver (`app.pipeline.auth.environment_resolver` or `project_resolver`,
-built per action with the action's `Prefetch`) and registers every action with and without the
-trailing slash. Every action, every request, takes this one path:
+built per action with the action's `Prefetch`) and registers every action on the app's router,
+one route that answers with and without the trailing slash. Every action, every request,
+takes this one path:
 
 - one guard dependency per route (no sub-dependencies): the key, the team in the path and the
   membership in one statement, the rate limit, the key's restrictions, scopes and admin, then
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
@@ -164,29 +166,42 @@ class ActionRoute(APIRoute):
         return idempotent_handler
 
 
-def build_data_warehouse_router(
-    resolver: ResolverFactory, *, operation_prefix: str, actions: Iterable[Action]
-) -> APIRouter:
-    router = APIRouter(tags=["data_warehouse"], route_class=ActionRoute)
+def add_data_warehouse_actions(
+    router: APIRouter,
+    resolver: ResolverFactory,
+    *,
+    prefix: str,
+    operation_prefix: str,
+    actions: Iterable[Action],
+) -> None:
+    """Register every action on `router` (the app's own) under `prefix`, flat.
+
+    Flat rather than an included sub-router: FastAPI scans an included router's routes twice
+    per request (once to see that it matches, once to pick the route) and swaps scope keys for
+    every candidate; a flat route is one regex. One route per action: its pattern also takes
+    the path without the trailing slash (the contract serves both, with the same answer), so
+    the scan is half as long and the undocumented twin is gone.
+    """
     for action in actions:
         name = (action.operation_name or action.name).replace("-", "_")
         verb = action.verb or _VERBS[action.method]
         operation_id = f"{operation_prefix}data_warehouse_{name}_{verb}"
         guard = _access_guard(resolver(action.prefetch), action)
-        endpoint = _bound_endpoint(action, guard)
-        for path, documented in ((f"/{action.name}/", True), (f"/{action.name}", False)):
-            router.add_api_route(
-                path,
-                endpoint,
-                methods=[action.method],
-                name=operation_id if documented else f"{operation_id}_no_slash",
-                operation_id=operation_id if documented else f"{operation_id}_no_slash",
-                include_in_schema=documented,
-                response_model=action.response_model,
-                status_code=action.status_code,
-                response_model_exclude_none=action.exclude_none,
-                responses=action.responses(),
-                summary=action.summary,
-                openapi_extra=action.openapi_extra(),
-            )
-    return router
+        router.add_api_route(
+            f"{prefix}/{action.name}/",
+            _bound_endpoint(action, guard),
+            methods=[action.method],
+            name=operation_id,
+            operation_id=operation_id,
+            response_model=action.response_model,
+            status_code=action.status_code,
+            response_model_exclude_none=action.exclude_none,
+            responses=action.responses(),
+            summary=action.summary,
+            openapi_extra=action.openapi_extra(),
+            tags=["data_warehouse"],
+            route_class_override=ActionRoute,
+        )
+        route = router.routes[-1]
+        assert isinstance(route, ActionRoute) and route.path_regex.pattern.endswith("/$")
+        route.path_regex = re.compile(route.path_regex.pattern[:-2] + "/?$")

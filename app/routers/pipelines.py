@@ -16,7 +16,7 @@ from app.core.scopes import Scope
 from app.pipeline.actions import ActionSet
 from app.pipeline.auth import Context
 from app.pipeline.query import IntQuery, parse_int
-from app.pipeline.sessions import DbSession, ReadSession
+from app.pipeline.sessions import DbSession, Reads, ReadSession
 from app.schemas.pipelines import (
     ActivityPage,
     DashboardRef,
@@ -89,7 +89,7 @@ def activity_query(
 )
 async def running_activity(
     ctx: Context,
-    session: ReadSession,
+    reads: Reads,
     limit: IntQuery = None,
     offset: IntQuery = None,
     cutoff_days: IntQuery = None,
@@ -98,7 +98,7 @@ async def running_activity(
     query = activity_query(
         limit=limit, offset=offset, cutoff_days=cutoff_days, kind=kind, outcome=None, running=True
     )
-    return await ActivityService(session).page(ctx.team.id, query)
+    return await ActivityService(reads).page(ctx.team.id, query)
 
 
 @actions.action(
@@ -111,7 +111,7 @@ async def running_activity(
 )
 async def completed_activity(
     ctx: Context,
-    session: ReadSession,
+    reads: Reads,
     limit: IntQuery = None,
     offset: IntQuery = None,
     cutoff_days: IntQuery = None,
@@ -126,7 +126,7 @@ async def completed_activity(
         outcome=outcome,
         running=False,
     )
-    return await ActivityService(session).page(ctx.team.id, query)
+    return await ActivityService(reads).page(ctx.team.id, query)
 
 
 def parse_days(raw: str | None) -> int:
@@ -144,8 +144,8 @@ def parse_days(raw: str | None) -> int:
     summary="Job counts over the last 1, 7 or 30 days, bucketed in the environment's zone",
     errors=(400,),
 )
-async def job_stats(ctx: Context, session: ReadSession, days: IntQuery = None) -> JobStats:
-    return await PipelineStatsService(session).job_stats(ctx.team, parse_days(days))
+async def job_stats(ctx: Context, reads: Reads, days: IntQuery = None) -> JobStats:
+    return await PipelineStatsService(reads).job_stats(ctx.team, parse_days(days))
 
 
 @actions.action(
@@ -178,8 +178,8 @@ async def data_ops_dashboard(ctx: Context, session: DbSession) -> DashboardRef:
     response_model=TotalRowsStats,
     summary="Rows synced in the billing period: tracked, pending and by source",
 )
-async def total_rows_stats(ctx: Context, session: ReadSession) -> TotalRowsStats:
-    return await PipelineStatsService(session).total_rows(ctx.team, ctx.organization_id)
+async def total_rows_stats(ctx: Context, reads: Reads) -> TotalRowsStats:
+    return await PipelineStatsService(reads).total_rows(ctx.team, ctx.organization_id)
 
 
 @actions.action(

@@ -26,6 +26,7 @@ from app.s3 import S3Storage
 from app.services.events.delivery import Clients, WebhookSender
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
+from app.services.fleet.counters import check_counters
 from app.services.fleet.health import check_clusters
 from app.services.fleet.move_jobs import ADVANCE_MOVE
 from app.services.fleet.move_machine import MoveMachine
@@ -47,8 +48,8 @@ logger = logging.getLogger(__name__)
 JOB_TIMEOUT_SECONDS = 3600
 # arq marks a job "in progress" for the longest job timeout + 10 s.
 IN_PROGRESS_TIMEOUT_SECONDS = max(JOB_TIMEOUT_SECONDS, MOVE_JOB_TIMEOUT_SECONDS) + 10
-MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.1
+WORKER_POOL_OVERFLOW = 2
 UNLIMITED_TRIES = 1_000_000
 CHECK_STORAGE = "check_storage"
 CHECK_CLUSTERS = "check_warehouse_clusters"
@@ -103,6 +104,7 @@ async def reconcile_warehouses(ctx: dict[str, Any]) -> int:
 
 async def check_warehouse_clusters(ctx: dict[str, Any]) -> int:
     results = await check_clusters(ctx["sessionmaker"], ctx["settings"])
+    await check_counters(ctx["sessionmaker"])  # placement's counters: repaired if they drifted
     return sum(results.values())
 
 
@@ -155,10 +157,14 @@ async def _stop_webhooks(ctx: dict[str, Any]) -> None:
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    engine = build_engine(settings, pool_size=MAX_JOBS * 2 + 2)
+    # Each job holds its advisory-lock connection and one step's at a time; the cron jobs are
+    # jobs too; two spare for the webhook sender and the reconcilers (settings.py).
+    engine = build_engine(
+        settings, pool_size=settings.worker_max_jobs * 2 + 2, max_overflow=WORKER_POOL_OVERFLOW
+    )
     sessionmaker = build_sessionmaker(engine)
     await bootstrap_default_cluster(sessionmaker, settings)
-    backends = ClusterBackends(settings, pool_max_size=MAX_JOBS)
+    backends = ClusterBackends(settings, pool_max_size=settings.worker_max_jobs)
     await backends.guard(settings.warehouse_admin_dsn).problem_at_startup()
     ctx["engine"] = engine
     ctx["sessionmaker"] = sessionmaker
@@ -290,7 +296,7 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         handle_signals=handle_signals,
-        max_jobs=MAX_JOBS,
+        max_jobs=settings.worker_max_jobs,
         job_timeout=JOB_TIMEOUT_SECONDS,
         keep_result=0,
         poll_delay=POLL_DELAY_SECONDS,

@@ -18,7 +18,7 @@ from app.core.scopes import Scope
 from app.main import create_app
 from app.pipeline.actions import Action
 from app.pipeline.auth import Context, environment_resolver
-from app.pipeline.router import build_data_warehouse_router
+from app.pipeline.router import add_data_warehouse_actions
 from app.pipeline.sessions import DbSession
 from app.routers import all_actions
 from app.services.identity.keys import hash_key
@@ -50,8 +50,9 @@ class PublicRoute:
 
 
 def public_routes(app: FastAPI | None = None) -> list[PublicRoute]:
-    """Every `/api/` route the app serves, found by walking `app.routes` (so routes other
-    branches add are covered without touching the tests)."""
+    """Every `/api/` path the app serves, found by walking `app.routes` (so routes other
+    branches add are covered without touching the tests): a route's path, and the path without
+    its trailing slash when the route's pattern takes that too."""
     app = app or create_app(Settings(_env_file=None))
     actions = {a.name: a for a in all_actions()}
     found = []
@@ -59,8 +60,13 @@ def public_routes(app: FastAPI | None = None) -> list[PublicRoute]:
         if not isinstance(route.original, APIRoute) or not route.path.startswith("/api/"):
             continue
         name = route.path.split("/data_warehouse/", 1)[1].rstrip("/")
-        for method in sorted(route.methods):
-            found.append(PublicRoute(actions[name], method, route.path))
+        paths = [route.path]
+        bare = route.path.rstrip("/")
+        if bare != route.path and route.original.path_regex.match(bare):
+            paths.append(bare)
+        for path in paths:
+            for method in sorted(route.methods):
+                found.append(PublicRoute(actions[name], method, path))
     return found
 
 
@@ -166,11 +172,12 @@ async def extended_app(settings: Settings) -> AsyncIterator[FastAPI]:
     unhandled-exception handler whatever actions exist on this branch.
     """
     app = create_app(settings)
-    app.include_router(
-        build_data_warehouse_router(
-            environment_resolver, operation_prefix="test_", actions=[ECHO_ACTION]
-        ),
+    add_data_warehouse_actions(
+        app.router,
+        environment_resolver,
         prefix="/api/environments/{environment_id}/data_warehouse",
+        operation_prefix="test_",
+        actions=[ECHO_ACTION],
     )
 
     @app.get("/test-only/crash")

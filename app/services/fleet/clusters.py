@@ -2,7 +2,8 @@
 
 Registration connects with the admin DSN first (`app.pgcluster.admin_check`) and stores it only
 encrypted. A cluster's `warehouses` counts the warehouses on it that are not `deleted`, from the
-moment they are placed (`pending` included).
+moment they are placed (`pending` included): the `warehouse_clusters.warehouses` counter, kept
+exact by a trigger (`app.services.fleet.counters`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, ValidationFailed
-from app.models import (
-    ClusterState,
-    ManagedWarehouse,
-    WarehouseCluster,
-    WarehouseState,
-)
+from app.models import ClusterState, WarehouseCluster
 from app.pgcluster.admin_check import admin_url_problem
 from app.services.fleet.backends import ClusterUnknown, decrypt_admin_url
 from app.services.fleet.bootstrap import admin_url_box
@@ -59,20 +55,6 @@ def normalized_admin_url(raw: str) -> str:
         return to_plain_dsn(raw.strip())
     except ValueError:
         raise ValidationFailed("admin_url must be a postgresql:// URL", attr="admin_url") from None
-
-
-async def warehouse_counts(session: AsyncSession, names: list[str] | None = None) -> dict[str, int]:
-    """Warehouses that are not `deleted`, per cluster name."""
-    stmt = (
-        select(ManagedWarehouse.cluster, func.count())
-        .where(ManagedWarehouse.state != WarehouseState.DELETED)
-        .where(ManagedWarehouse.cluster.is_not(None))
-        .group_by(ManagedWarehouse.cluster)
-    )
-    if names is not None:
-        stmt = stmt.where(ManagedWarehouse.cluster.in_(names))
-    rows = await session.execute(stmt)
-    return {str(name): int(n) for name, n in rows.all()}
 
 
 class ClusterRegistry:
@@ -123,8 +105,11 @@ class ClusterRegistry:
             return False
 
     async def view(self, cluster: WarehouseCluster) -> ClusterView:
-        counts = await warehouse_counts(self.session, [cluster.name])
-        return ClusterView(cluster, counts.get(cluster.name, 0))
+        # The counter as committed (or as this transaction changed it), not the ORM copy.
+        count = await self.session.scalar(
+            select(WarehouseCluster.warehouses).where(WarehouseCluster.name == cluster.name)
+        )
+        return ClusterView(cluster, int(count or 0))
 
     async def list(self) -> list[ClusterView]:
         clusters = list(
@@ -132,10 +117,10 @@ class ClusterRegistry:
                 select(WarehouseCluster)
                 .where(WarehouseCluster.admin_url_ciphertext.is_not(None))
                 .order_by(WarehouseCluster.name)
+                .execution_options(populate_existing=True)
             )
         )
-        counts = await warehouse_counts(self.session)
-        return [ClusterView(c, counts.get(c.name, 0)) for c in clusters]
+        return [ClusterView(c, c.warehouses) for c in clusters]
 
     async def _find(self, name: str, *, lock: bool = False) -> WarehouseCluster:
         if not WAREHOUSE_NAME_RE.fullmatch(name):
@@ -166,8 +151,8 @@ class ClusterRegistry:
         return await self.view(cluster)
 
     async def remove(self, name: str) -> None:
-        cluster = await self._find(name, lock=True)
-        count = (await warehouse_counts(self.session, [name])).get(name, 0)
+        cluster = await self._find(name, lock=True)  # read as locked: no change is in flight
+        count = cluster.warehouses
         if count:
             raise Conflict(f"The cluster still holds {count} warehouse(s) that are not deleted")
         await self.session.delete(cluster)

@@ -54,43 +54,36 @@ async def live_warehouses(session: AsyncSession, cluster: str) -> int:
     return int(count or 0)
 
 
-async def incoming(session: AsyncSession, cluster: str) -> int:
-    """Warehouses on their way to `cluster` (moves not yet switched): they will count there."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(WarehouseMove)
-        .where(
-            WarehouseMove.target_cluster == cluster,
-            WarehouseMove.finished_at.is_(None),
-            WarehouseMove.switched.is_(False),
+async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
+    """Free places on the clusters that take new warehouses, other than `exclude`: room
+    left after the warehouses on them and the moves on their way to them."""
+    free = await session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    func.greatest(
+                        0,
+                        WarehouseCluster.max_warehouses
+                        - WarehouseCluster.warehouses
+                        - WarehouseCluster.incoming,
+                    )
+                ),
+                0,
+            )
+        ).where(
+            WarehouseCluster.name != exclude,
+            WarehouseCluster.state == ACTIVE,
+            WarehouseCluster.healthy.is_(True),
+            WarehouseCluster.admin_url_ciphertext.is_not(None),
         )
     )
-    return int(count or 0)
-
-
-async def room_elsewhere(session: AsyncSession, *, exclude: str) -> int:
-    """Free places on the clusters that take new warehouses, other than `exclude`."""
-    clusters = (
-        await session.scalars(
-            select(WarehouseCluster).where(
-                WarehouseCluster.name != exclude,
-                WarehouseCluster.state == ACTIVE,
-                WarehouseCluster.healthy.is_(True),
-                WarehouseCluster.admin_url_ciphertext.is_not(None),
-            )
-        )
-    ).all()
-    room = 0
-    for cluster in clusters:
-        used = await live_warehouses(session, cluster.name) + await incoming(session, cluster.name)
-        room += max(0, cluster.max_warehouses - used)
-    return room
+    return int(free or 0)
 
 
 async def choose_target(session: AsyncSession, settings: Settings, *, exclude: str) -> str | None:
     """The placement rule (API.md §8) among the other clusters, or None when none has room."""
     try:
-        return await choose_cluster(session, settings, exclude=frozenset({exclude}))
+        return await choose_cluster(session, settings, exclude=exclude)
     except NoCapacity:
         return None
 

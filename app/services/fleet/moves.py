@@ -83,8 +83,7 @@ class MoveService:
             )
         if not target.healthy:
             raise Conflict(f"The cluster '{target.name}' is not healthy")
-        used = await support.live_warehouses(self.session, target.name)
-        if used + await support.incoming(self.session, target.name) >= target.max_warehouses:
+        if target.warehouses + target.incoming >= target.max_warehouses:
             raise Conflict(f"The cluster '{target.name}' has no room for another warehouse")
         dsn = await support.admin_dsn(self.session, self.settings, target.name)
         try:
@@ -102,6 +101,17 @@ class MoveService:
                 f"The cluster '{target.name}' already holds a database or role named "
                 f"'{warehouse.database_name}'"
             )
+        # The room again, on the row locked (after the call to the cluster, so no lock waits on
+        # the network): provisions and other moves onto it wait or go elsewhere until the
+        # move, counted in its `incoming`, commits.
+        locked = await self.session.scalar(
+            select(WarehouseCluster)
+            .where(WarehouseCluster.name == target.name)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+            .execution_options(populate_existing=True)
+        )
+        if locked is None or locked.warehouses + locked.incoming >= locked.max_warehouses:
+            raise Conflict(f"The cluster '{target.name}' has no room for another warehouse")
         operation = await self.operations.start(
             organization_id=org_id, warehouse_id=warehouse.id, action=OperationAction.MOVE
         )

@@ -11,11 +11,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from app.core.read_pool import ReadPool
 from app.schemas.pipelines import ActivityPage, ActivityRow
 
 MAX_LIMIT = 50
@@ -128,11 +127,15 @@ _PAGE = """
 
 
 def activity_sql(query: ActivityQuery) -> str:
-    key = None if query.running else query.outcome
+    return _activity_sql(query.kind, None if query.running else query.outcome)
+
+
+@cache  # at most 3 kinds x 4 status filters
+def _activity_sql(kind: ActivityKind, key: Outcome | None) -> str:
     branches = []
-    if query.kind in (ActivityKind.ALL, ActivityKind.IMPORT):
+    if kind in (ActivityKind.ALL, ActivityKind.IMPORT):
         branches.append(_IMPORTS.format(status_filter=_IMPORT_FILTER[key]))
-    if query.kind in (ActivityKind.ALL, ActivityKind.MODEL):
+    if kind in (ActivityKind.ALL, ActivityKind.MODEL):
         branches.append(_MODELS.format(status_filter=_MODEL_FILTER[key]))
     return _PAGE.format(branches=" UNION ALL ".join(branches))
 
@@ -152,34 +155,31 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _row(r: Any) -> ActivityRow:
-    is_import = r.kind == "import"
+    is_import = r["kind"] == "import"
     return ActivityRow(
-        id=str(r.id),
-        type=(r.source_type or "") if is_import else MODEL_TYPE,
-        name=r.schema_name if is_import else r.view_name,
-        status=r.status,
-        rows=r.rows,
-        created_at=r.created_at.isoformat(),
-        finished_at=_iso(r.finished_at),
-        latest_error=r.latest_error,
-        workflow_run_id=r.workflow_run_id,
-        origin=None if is_import else r.origin,
-        source_id=str(r.source_id) if is_import else None,
+        id=str(r["id"]),
+        type=(r["source_type"] or "") if is_import else MODEL_TYPE,
+        name=r["schema_name"] if is_import else r["view_name"],
+        status=r["status"],
+        rows=r["rows"],
+        created_at=r["created_at"].isoformat(),
+        finished_at=_iso(r["finished_at"]),
+        latest_error=r["latest_error"],
+        workflow_run_id=r["workflow_run_id"],
+        origin=None if is_import else r["origin"],
+        source_id=str(r["source_id"]) if is_import else None,
     )
 
 
 class ActivityService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, reads: ReadPool) -> None:
+        self.reads = reads
 
     async def page(self, team_id: int, query: ActivityQuery) -> ActivityPage:
         now = datetime.now(UTC)
         rows: list[Any] = []
         if query.offset < MAX_SQL_OFFSET:
-            result = await self.session.execute(
-                text(activity_sql(query)), activity_params(team_id, query, now)
-            )
-            rows = list(result.all())
+            rows = await self.reads.rows(activity_sql(query), activity_params(team_id, query, now))
         has_next = len(rows) > query.limit
         results = [_row(r) for r in rows[: query.limit]]
         return ActivityPage(

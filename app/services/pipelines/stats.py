@@ -15,11 +15,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core.context import TeamRef
-from app.models import BillingRecord
+from app.core.read_pool import ReadPool
 from app.models.pipelines import DAY_SECONDS, ROLLUP_SECONDS
 from app.schemas.pipelines import BucketStats, JobGroupStats, JobStats, TotalRowsStats
 
@@ -193,13 +190,19 @@ def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+_BILLING_RECORD = """
+    SELECT period_start, period_end, interval, tracked_rows
+    FROM billing_records WHERE organization_id = :org_id
+"""
+
+
 class PipelineStatsService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, reads: ReadPool) -> None:
+        self.reads = reads
 
     async def job_stats(self, team: TeamRef, days: int) -> JobStats:
         window, sql, params = stats_statement(team, days, datetime.now(UTC))
-        rows = (await self.session.execute(text(sql), params)).all()
+        rows = await self.reads.rows(sql, params)
 
         groups = {
             kind: JobGroupStats(total=0, running=0, successful=0, failed=0)
@@ -207,14 +210,15 @@ class PipelineStatsService:
         }
         buckets = [BucketStats(successful=0, failed=0) for _ in window.keys]
         for r in rows:
-            g = groups[r.kind]
-            g.total += r.total
-            g.running += r.running
-            g.successful += r.successful
-            g.failed += r.failed
-            if 0 <= r.bucket < len(buckets):
-                buckets[r.bucket].successful += r.successful
-                buckets[r.bucket].failed += r.failed
+            g = groups[r["kind"]]
+            g.total += r["total"]
+            g.running += r["running"]
+            g.successful += r["successful"]
+            g.failed += r["failed"]
+            bucket = r["bucket"]
+            if 0 <= bucket < len(buckets):
+                buckets[bucket].successful += r["successful"]
+                buckets[bucket].failed += r["failed"]
         imports, models = groups["import"], groups["model"]
         return JobStats(
             days=days,
@@ -228,36 +232,31 @@ class PipelineStatsService:
         )
 
     async def total_rows(self, team: TeamRef, organization_id: uuid.UUID) -> TotalRowsStats:
-        record = await self.session.get(BillingRecord, organization_id)
+        record = await self.reads.row(_BILLING_RECORD, {"org_id": organization_id})
         if record is not None:
-            start, end = record.period_start, record.period_end
-            interval, tracked = record.interval, record.tracked_rows
+            start, end = record["period_start"], record["period_end"]
+            interval, tracked = record["interval"], record["tracked_rows"]
         else:
             start, end = _month_bounds(datetime.now(UTC))
             interval, tracked = "month", 0
         inner_start, inner_end = rollup_bounds(start, end, DAY_SECONDS)
         period = {"start": start, "end": end, "inner_start": inner_start, "inner_end": inner_end}
-        synced = int(
-            await self.session.scalar(
-                text(_ORG_BILLABLE_ROWS), {"org_id": organization_id, **period}
-            )
-            or 0
-        )
-        by_source = (
-            await self.session.execute(text(_ROWS_BY_SOURCE), {"team_id": team.id, **period})
-        ).all()
-        materialized = int(
-            await self.session.scalar(text(_MATERIALIZED_ROWS), {"team_id": team.id, **period}) or 0
-        )
+        synced = await self._scalar(_ORG_BILLABLE_ROWS, {"org_id": organization_id, **period})
+        by_source = await self.reads.rows(_ROWS_BY_SOURCE, {"team_id": team.id, **period})
+        materialized = await self._scalar(_MATERIALIZED_ROWS, {"team_id": team.id, **period})
         pending = max(0, synced - tracked)
         return TotalRowsStats(
             billing_available=record is not None,
             billing_interval=interval,
             billing_period_start=start.astimezone(UTC).isoformat(),
             billing_period_end=end.astimezone(UTC).isoformat(),
-            breakdown_of_rows_by_source={str(r.source_id): int(r.rows) for r in by_source},
+            breakdown_of_rows_by_source={str(r["source_id"]): int(r["rows"]) for r in by_source},
             materialized_rows_in_billing_period=materialized,
             total_rows=tracked + pending,
             tracked_billing_rows=tracked,
             pending_billing_rows=pending,
         )
+
+    async def _scalar(self, sql: str, params: dict[str, object]) -> int:
+        row = await self.reads.row(sql, params)
+        return int(row[0] or 0) if row is not None else 0

@@ -30,7 +30,7 @@ from app.models import (
 from app.pgcluster.scram import scram_verifier
 from app.services.events.outbox import emit_event
 from app.services.fleet.backends import ClusterBackends
-from app.services.fleet.placement import place_warehouse
+from app.services.fleet.placement import check_room, cluster_to_keep
 from app.services.operations.audit import AuditService
 from app.services.operations.service import OperationsService
 from app.services.storage.records import SnapshotKind, forget_snapshots, new_snapshot
@@ -130,7 +130,12 @@ class WarehouseService:
         if table_name is not None:
             await self._check_table_name(ctx, table_name)
         # A failed warehouse counts on its cluster already and may stay there (placement).
-        keep = existing.cluster if existing is not None and existing.state == S.FAILED else None
+        keep = await cluster_to_keep(
+            self.session,
+            existing.cluster if existing is not None and existing.state == S.FAILED else None,
+        )
+        if keep is None:
+            await check_room(self.session, self.settings)  # 503 before anything is written
 
         password = generate_password()
         ciphertext = self.secrets.encrypt(password)
@@ -150,7 +155,8 @@ class WarehouseService:
             warehouse.generation += 1
         warehouse.database_name = database_name
         warehouse.login_role = database_name
-        # Placed last, below; NULL meanwhile (None would let the column default apply).
+        # NULL (None would let the column default apply): placed by the commit, on the
+        # cluster the placement rule picks then (app.services.fleet.placement).
         warehouse.cluster = keep if keep is not None else null()
         warehouse.state = S.PENDING
         for sub in SUB_STATES:
@@ -176,10 +182,6 @@ class WarehouseService:
         operation = await self.operations.start(
             organization_id=org_id, warehouse_id=warehouse.id, action=action
         )
-        # Last, so the cluster rows stay locked only from here to the commit: every
-        # provision of the fleet queues on them. No room: 503, and the transaction (with
-        # everything above) rolls back (API.md §8).
-        await place_warehouse(self.session, self.settings, warehouse, keep=keep)
         self._enqueue(warehouse)
         return Credentials(warehouse, warehouse.login_role, password, operation.id)
 
