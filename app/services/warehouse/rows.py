@@ -19,8 +19,8 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import ReadPool
 from app.core.errors import Conflict, NotFound
+from app.core.read_pool import ReadPool
 from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.ingest import copy_rows
 from app.pgcluster.team_tables import TeamTables
