@@ -11,8 +11,9 @@ waits for it) — and leaves nothing behind (but the dead rows it wrote before t
 Otherwise, or when that COPY is refused, the rows go the exact way: COPY into a
 session-local staging table (created once per connection, emptied at commit) and
 `INSERT ... SELECT ... ORDER BY <key> ON CONFLICT DO NOTHING`, whose row count is exactly the
-rows newly stored. Inserting in key order makes concurrent batches that share keys wait for
-each other in one order, so they cannot deadlock.
+rows newly stored. Inserting in key order makes concurrent batches that go this way wait for
+each other in one order, so they cannot deadlock one another; one that deadlocks with a COPY
+(in the batch's order) was rolled back whole and runs again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _STAGING = {
 # A key already stored (or stored meanwhile by a concurrent batch), or two batches that wait on
 # each other's keys: the COPY changed nothing, and the exact way decides.
 _COPY_REFUSED = (asyncpg.exceptions.UniqueViolationError, asyncpg.exceptions.DeadlockDetectedError)
+_EXACT_ATTEMPTS = 3
 
 
 async def copy_rows(
@@ -54,8 +56,7 @@ async def copy_rows(
     (validated names); returns how many were new. `distinct_keys`: no key repeats within
     `records`. `conn` is an asyncpg connection to the warehouse database, not in a
     transaction."""
-    staging, definition, columns = _STAGING[table]
-    listed = ", ".join(columns)
+    columns = _STAGING[table][2]
     qualified = f"{quote_ident(schema)}.{quote_ident(name)}"
     if distinct_keys and not await conn.fetchval(
         # A batch sent again (a retry after a timeout) starts or ends with a stored key: it goes
@@ -72,12 +73,28 @@ async def copy_rows(
         else:
             # "COPY <n>"
             return int(status.rsplit(" ", 1)[-1])
+    for attempt in range(_EXACT_ATTEMPTS):
+        try:
+            return await _insert_new(conn, qualified, table, records)
+        except asyncpg.exceptions.DeadlockDetectedError:
+            # Against a COPY (unordered) that waits on a key this batch holds: the batch was
+            # rolled back as a whole, so it can simply run again.
+            if attempt == _EXACT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _insert_new(
+    conn: Any, qualified: str, table: str, records: Sequence[tuple[Any, ...]]
+) -> int:
+    staging, definition, columns = _STAGING[table]
+    listed = ", ".join(columns)
     async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS"
         )
         await conn.copy_records_to_table(staging, records=records, columns=columns)
-        status = await conn.execute(
+        status: str = await conn.execute(
             # `qualified` is built from validated names, quoted.
             f"INSERT INTO {qualified} ({listed}) SELECT {listed} FROM {staging} "  # noqa: S608
             f"ORDER BY {columns[0]} ON CONFLICT DO NOTHING"
