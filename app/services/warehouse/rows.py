@@ -13,6 +13,7 @@ through the ORM session, which records their creation.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -86,7 +87,7 @@ class WarehouseRowsService:
             table_suffix=found["table_suffix"], schema_name=found["schema_name"]
         )
         name = tables.events if table == "events" else tables.persons
-        distinct = len({row[0] for row in rows}) == len(rows)
+        distinct = len(set(map(itemgetter(0), rows))) == len(rows)
         admin_dsn = cluster_dsn(self.settings, found["cluster"], found["admin_url_ciphertext"])
         database = found["database_name"]
         async with tenant_database(admin_dsn, database, pools=self.pools) as conn:
