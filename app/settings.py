@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     # an attempt a worker took but never finished (it died) is taken again after the lease.
     webhook_retry_schedule: str = "5,30,120,600,1800,3600,7200,14400,28800,43200"
     webhook_lease_seconds: float = Field(default=30.0, gt=0)
+    # Delivery attempts and finished events older than this are deleted (hourly, by the worker).
+    webhook_retention_days: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
     # `json` or `text`; unset: json when ENVIRONMENT=production, else text (app/logging_setup.py).

@@ -44,6 +44,7 @@ from app.pipeline.body_limits import (
 from app.pipeline.errors import error_response
 from app.pipeline.json_body import DECODED_KEY, NOT_DECODED
 from app.pipeline.metrics import HttpMetrics, RouteTemplates
+from app.pipeline.ratelimit import RateLimiter, RateLimitStatus
 
 _ACCESS = "app.access"
 access_logger = logging.getLogger(_ACCESS)
@@ -98,6 +99,9 @@ class RequestPipeline:
                 if status < 500 or all(k != _REQUEST_ID for k, _ in headers):
                     headers.append(id_header)
                 rate = info.rate
+                if rate is None and scope["path"].startswith("/api/"):
+                    # A public answer given before any key was counted (API.md §10).
+                    rate = _unspent_budget(scope)
                 if rate is not None and status != 429:  # a 429 carries its own (exc.headers)
                     headers += (
                         (_RATE_LIMIT, str(rate.limit).encode()),
@@ -252,6 +256,12 @@ class ObservedApp(FastAPI):
             metrics=self.state.http_metrics,
             internal_body_limit=self.state.settings.max_internal_body_bytes,
         )
+
+
+def _unspent_budget(scope: Scope) -> RateLimitStatus | None:
+    app = scope.get("app")
+    limiter: RateLimiter | None = getattr(getattr(app, "state", None), "rate_limiter", None)
+    return limiter.unspent() if limiter is not None else None
 
 
 async def _disconnected() -> Message:

@@ -90,6 +90,17 @@ class RateLimiter:
         self._dirty: dict[int, _KeyCount] = {}
         self._flusher: asyncio.Task[None] | None = None
 
+    def unspent(self) -> RateLimitStatus | None:
+        """The budget an answer shows when no key was counted (no key, an invalid one, a body
+        refused before authentication): the whole limit, and the current window's reset. None
+        when limiting is off."""
+        if self.per_minute <= 0:
+            return None
+        now = self.clock()
+        window = int(now // WINDOW_SECONDS)
+        reset = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+        return RateLimitStatus(self.per_minute, self.per_minute, reset)
+
     async def hit(self, key_id: uuid.UUID) -> RateLimitStatus | None:
         """Count one request of `key_id`; raises Throttled beyond the limit. None when
         limiting is off."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from arq import Retry, cron
@@ -24,6 +25,7 @@ from app.core.db import build_engine, build_sessionmaker
 from app.pgcluster import build_secret_box
 from app.s3 import S3Storage
 from app.services.events.delivery import Clients, WebhookSender
+from app.services.events.retention import prune_webhook_history
 from app.services.fleet.backends import ClusterBackends
 from app.services.fleet.bootstrap import bootstrap_default_cluster
 from app.services.fleet.counters import check_counters
@@ -53,6 +55,7 @@ WORKER_POOL_OVERFLOW = 2
 UNLIMITED_TRIES = 1_000_000
 CHECK_STORAGE = "check_storage"
 CHECK_CLUSTERS = "check_warehouse_clusters"
+PRUNE_WEBHOOKS = "prune_webhook_history"
 
 
 @counted(ADVANCE_WAREHOUSE)
@@ -93,6 +96,14 @@ async def check_storage(ctx: dict[str, Any]) -> int:
     maintenance: StorageMaintenance = ctx["storage_check"]
     report = await maintenance.run_once()
     return report.expired + report.buckets_repaired + report.snapshots_lost
+
+
+@counted(PRUNE_WEBHOOKS)
+async def prune_webhooks(ctx: dict[str, Any]) -> int:
+    settings: Settings = ctx["settings"]
+    retention = timedelta(days=settings.webhook_retention_days)
+    attempts, events = await prune_webhook_history(ctx["sessionmaker"], retention)
+    return attempts + events
 
 
 @counted(RECONCILE_WAREHOUSES)
@@ -285,6 +296,17 @@ def build_worker(settings: Settings, *, burst: bool = False, handle_signals: boo
                 timeout=JOB_TIMEOUT_SECONDS,
                 keep_result=0,
                 **_cron_schedule(settings.storage_check_seconds),
+            )
+        )
+        cron_jobs.append(
+            cron(
+                prune_webhooks,
+                name=PRUNE_WEBHOOKS,
+                run_at_startup=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+                keep_result=0,
+                minute={23},  # hourly
+                second={0},
             )
         )
     return ResilientWorker(

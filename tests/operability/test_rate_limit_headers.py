@@ -71,3 +71,27 @@ async def test_no_budget_headers_without_limiting_or_on_internal_calls(
     )
     expect(r, 200)
     assert not any(h in r.headers for h in HEADERS)
+
+
+async def test_answers_before_any_key_is_counted_show_the_whole_budget(
+    limited: httpx.AsyncClient,
+):
+    tenant = await create_tenant(limited)
+    url = tenant.env_url("warehouse_status")
+    no_key = await limited.get(url)
+    bad_key = await limited.get(url, headers={"Authorization": "Bearer phx_not_a_real_key"})
+    too_big = await limited.post(
+        tenant.env_url("provision"),
+        content=b"{" + b" " * 70_000 + b"}",
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )
+    expect(no_key, 401)
+    expect(bad_key, 401)
+    expect(too_big, 413)
+    for r in (no_key, bad_key, too_big):
+        limit, remaining, reset = budget(r)
+        assert (limit, remaining) == (LIMIT, LIMIT), (r.status_code, r.headers)
+        assert 1 <= reset <= 60
+    # Nothing was counted against the tenant's key: its first counted answer shows limit - 1.
+    counted = await limited.get(url, headers=tenant.headers)
+    assert budget(counted)[:2] == (LIMIT, LIMIT - 1)
