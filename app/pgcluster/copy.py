@@ -17,6 +17,8 @@ import logging
 import os
 import re
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import asyncpg
@@ -58,18 +60,59 @@ async def _connect(dsn: str, database: str | None = None) -> asyncpg.Connection:
     return conn
 
 
-async def server_major(dsn: str) -> int:
-    conn = await _connect(dsn)
+# Admin connections a run of steps may reuse (`reusing_connections`), per DSN: idle ones only.
+_REUSABLE: ContextVar[dict[str, list[asyncpg.Connection]] | None] = ContextVar(
+    "reusable_admin_connections", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def reusing_connections() -> AsyncIterator[None]:
+    """Within this block, admin connections (to a cluster's `postgres` database) are kept
+    open and reused by the functions here instead of connecting for every call; all are
+    closed at the end. A connection is handed to one caller at a time; concurrent callers
+    connect anew (and leave theirs for reuse too)."""
+    kept: dict[str, list[asyncpg.Connection]] = {}
+    token = _REUSABLE.set(kept)
     try:
-        return major_from_version_num(await conn.fetchval("SHOW server_version_num"))
+        yield
     finally:
-        await conn.close()
+        _REUSABLE.reset(token)
+        for conns in kept.values():
+            for conn in conns:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def _admin(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    kept = _REUSABLE.get()
+    idle = kept.setdefault(dsn, []) if kept is not None else None
+    conn = None
+    while idle and conn is None:
+        candidate = idle.pop()
+        conn = None if candidate.is_closed() else candidate
+    if conn is None:
+        conn = await _connect(dsn)
+    reusable = False
+    try:
+        yield conn
+        reusable = idle is not None and not conn.is_closed() and not conn.is_in_transaction()
+    finally:
+        if reusable and idle is not None:
+            idle.append(conn)
+        else:
+            await conn.close()
+
+
+async def server_major(dsn: str) -> int:
+    async with _admin(dsn) as conn:
+        return major_from_version_num(await conn.fetchval("SHOW server_version_num"))
 
 
 async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool, bool]:
     """(database `name` exists, role `role` (default: `name`) exists) on the cluster."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS db,"
             " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role",
@@ -77,8 +120,6 @@ async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool
             role or name,
         )
         return bool(row["db"]), bool(row["role"])
-    finally:
-        await conn.close()
 
 
 # -- freeze -------------------------------------------------------------------------------
@@ -86,8 +127,7 @@ async def holds_name(dsn: str, name: str, role: str | None = None) -> tuple[bool
 
 async def freeze_role(dsn: str, role: str) -> int:
     """NOLOGIN, then end the role's open sessions; returns how many were ended."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         if await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(f"ALTER ROLE {quote_ident(role)} NOLOGIN")
         return int(
@@ -98,31 +138,23 @@ async def freeze_role(dsn: str, role: str) -> int:
             )
             or 0
         )
-    finally:
-        await conn.close()
 
 
 async def unfreeze_role(dsn: str, role: str) -> bool:
     """LOGIN again; False when the role does not exist on that cluster."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         can_login = await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
         if can_login is None:
             return False
         if not can_login:
             await conn.execute(f"ALTER ROLE {quote_ident(role)} LOGIN")
         return True
-    finally:
-        await conn.close()
 
 
 async def role_can_login(dsn: str, role: str) -> bool | None:
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         value = await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
         return None if value is None else bool(value)
-    finally:
-        await conn.close()
 
 
 # -- role ---------------------------------------------------------------------------------
@@ -130,11 +162,8 @@ async def role_can_login(dsn: str, role: str) -> bool | None:
 
 async def read_verifier(dsn: str, role: str) -> str:
     """The role's stored SCRAM verifier (pg_authid; needs a superuser)."""
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         verifier = await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
-    finally:
-        await conn.close()
     if not verifier:
         raise CopyError("the login role has no password on the source cluster")
     verifier_literal(verifier)  # refuses anything that is not a SCRAM verifier
@@ -145,29 +174,23 @@ async def ensure_role(dsn: str, role: str, verifier: str, *, login: bool = False
     """The role exists with exactly this verifier (NOLOGIN unless `login`)."""
     r, pw = quote_ident(role), verifier_literal(verifier)
     attrs = f"{'LOGIN' if login else 'NOLOGIN'} {ROLE_ATTRS}"
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role) is None:
             with contextlib.suppress(asyncpg.DuplicateObjectError):
                 await conn.execute(f"CREATE ROLE {r} {attrs} PASSWORD {pw}")
         await conn.execute(f"ALTER ROLE {r} {attrs} PASSWORD {pw}")
-    finally:
-        await conn.close()
 
 
 # -- database -----------------------------------------------------------------------------
 
 
 async def database_shape(dsn: str, database: str) -> DatabaseShape:
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT pg_encoding_to_char(encoding) AS enc, datcollate, datctype"
             " FROM pg_database WHERE datname = $1",
             database,
         )
-    finally:
-        await conn.close()
     if row is None:
         raise CopyError("the database does not exist on the source cluster")
     shape = DatabaseShape(row["enc"], row["datcollate"], row["datctype"])
@@ -180,8 +203,7 @@ async def database_shape(dsn: str, database: str) -> DatabaseShape:
 async def recreate_database(dsn: str, database: str, *, owner: str, shape: DatabaseShape) -> None:
     """An empty database owned by `owner`, reachable only by it (drops any earlier attempt)."""
     db, r = quote_ident(database), quote_ident(owner)
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         await conn.execute(
             f"CREATE DATABASE {db} OWNER {r} TEMPLATE template0"
@@ -190,15 +212,12 @@ async def recreate_database(dsn: str, database: str, *, owner: str, shape: Datab
         )
         await conn.execute(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
         await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {r}")
-    finally:
-        await conn.close()
 
 
 async def drop_warehouse(dsn: str, database: str, role: str | None = None) -> None:
     """Remove a warehouse's database and login role from a cluster (idempotent)."""
     role = role or database
-    conn = await _connect(dsn)
-    try:
+    async with _admin(dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(
@@ -206,8 +225,6 @@ async def drop_warehouse(dsn: str, database: str, role: str | None = None) -> No
                 role,
             )
             await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(role)}")
-    finally:
-        await conn.close()
 
 
 # -- verification -------------------------------------------------------------------------
@@ -245,6 +262,10 @@ def count_differences(source: dict[str, int], target: dict[str, int]) -> list[st
 # -- the streamed copy --------------------------------------------------------------------
 
 
+async def _given_or(major: int | None, dsn: str) -> int:
+    return major if major is not None else await server_major(dsn)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -263,20 +284,41 @@ async def stream_copy(
     role: str,
     source_major: int | None = None,
     target_major: int | None = None,
+    prepare_target: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """`pg_dump -Fc` of the source database piped into `pg_restore` as `role` on the target.
 
-    The target database must exist, empty, owned by `role`. The restore is one transaction: it
-    either lands whole or leaves nothing. If this process dies, both programs die with it.
+    The target database must exist, empty, owned by `role` — or be made so by
+    `prepare_target`, which runs while pg_dump already connects and reads the source's catalogs
+    into the pipe (pg_restore starts once it returns; the pipe holds what pg_dump wrote
+    meanwhile). The restore is one transaction: it either lands whole or leaves nothing. If
+    this process dies, both programs die with it.
     """
-    source_major = source_major or await server_major(source_dsn)
-    target_major = target_major or await server_major(target_dsn)
-    dump_bin = find_binary("pg_dump", source_major)
-    restore_bin = find_binary("pg_restore", target_major)
+    majors = await asyncio.gather(
+        _given_or(source_major, source_dsn), _given_or(target_major, target_dsn)
+    )
+    dump_bin = find_binary("pg_dump", majors[0])
+    restore_bin = find_binary("pg_restore", majors[1])
     read_fd, write_fd = os.pipe()
     restore: asyncio.subprocess.Process | None = None
     dump: asyncio.subprocess.Process | None = None
     try:
+        dump = await asyncio.create_subprocess_exec(
+            str(dump_bin),
+            "--format=custom",
+            "--compress=0",
+            "--no-owner",
+            "--no-acl",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=asyncio.subprocess.PIPE,
+            env=libpq_env(source_dsn, database=database),
+            preexec_fn=_die_with_parent,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        if prepare_target is not None:
+            await prepare_target()
         restore = await asyncio.create_subprocess_exec(
             str(restore_bin),
             "--no-owner",
@@ -293,20 +335,6 @@ async def stream_copy(
         )
         os.close(read_fd)
         read_fd = -1
-        dump = await asyncio.create_subprocess_exec(
-            str(dump_bin),
-            "--format=custom",
-            "--compress=0",
-            "--no-owner",
-            "--no-acl",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=asyncio.subprocess.PIPE,
-            env=libpq_env(source_dsn, database=database),
-            preexec_fn=_die_with_parent,
-        )
-        os.close(write_fd)
-        write_fd = -1
         (_, dump_err), (_, restore_err) = await asyncio.gather(
             dump.communicate(), restore.communicate()
         )

@@ -67,6 +67,21 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def name_missing_body_fields(request: Request, errors: list[Any]) -> list[Any]:
+    """A request without its required JSON body answers like one with an empty object: the
+    body's first required field is named (`<field> is required`, `attr` set; API.md §3, §6),
+    as the public actions, whose bodies are optional, already do."""
+    first = errors[0] if errors else {}
+    if first.get("type") != "missing" or tuple(first.get("loc", ())) != ("body",):
+        return errors
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None:
+        return errors
+    _, inner = body_field.validate({}, {}, loc=("body",))
+    missing = [e for e in inner if e.get("type") == "missing"]
+    return missing or errors
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -74,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        err = validation_error_from_pydantic(list(exc.errors()))
+        err = validation_error_from_pydantic(name_missing_body_fields(request, list(exc.errors())))
         return error_response(err.status_code, err.body())
 
     @app.exception_handler(StarletteHTTPException)

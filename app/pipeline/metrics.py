@@ -106,8 +106,9 @@ class _Combined:
 
 class RouteTemplates:
     """The route template of a request: FastAPI's matched route when it was routed, else the
-    template whose pattern the path matches (answered before routing: a 413, the fast path;
-    a wrong method counts under the route too), else `UNMATCHED`."""
+    template whose pattern the path (or the path with its optional trailing slash) matches
+    (answered before routing: a 413, the fast path; a wrong method counts under the route
+    too), else `UNMATCHED`."""
 
     def __init__(self) -> None:
         self._matcher: re.Pattern[str] | None = None
@@ -121,7 +122,11 @@ class RouteTemplates:
         if self._matcher is None:
             self._build(scope.get("app"))
         assert self._matcher is not None
-        match = self._matcher.fullmatch(scope["path"])
+        raw: str = scope["path"]
+        match = self._matcher.fullmatch(raw)
+        if match is None and not raw.endswith("/"):
+            # The trailing slash is optional (API.md §1): `/job_stats` is the `/job_stats/` route.
+            match = self._matcher.fullmatch(raw + "/")
         if match is None or match.lastgroup is None:
             return UNMATCHED
         return self._templates[int(match.lastgroup[1:])]

@@ -185,6 +185,35 @@ async def test_bad_input_to_internal_identity_names_the_field(
     assert r.json()["attr"] == "level"
 
 
+async def test_an_internal_write_without_a_body_names_its_first_required_field(
+    mclient: httpx.AsyncClient, owner: Tenant
+):
+    """API.md §3: the 400 has `attr` set; §6: bodies are validated like the public API (whose
+    `provision` without a body answers `database_name is required`)."""
+    source = uuid.uuid4()
+    cases = [
+        ("POST", "/internal/organizations", "name"),
+        ("POST", "/internal/projects", "organization_id"),
+        ("POST", "/internal/users", "email"),
+        ("POST", "/internal/personal_api_keys", "user_id"),
+        ("PUT", f"/internal/environments/{owner.env_id}/sources/{source}", "source_type"),
+        ("POST", f"/internal/warehouses/{owner.org_id}/move", "cluster"),
+        ("POST", "/internal/webhooks", "url"),
+    ]
+    for method, path, attr in cases:
+        r = await mclient.request(method, path, headers=INTERNAL_HEADERS)
+        assert_error(r, 400, "required", f"{attr} is required")
+        assert r.json() == {
+            "type": "validation_error",
+            "code": "required",
+            "detail": f"{attr} is required",
+            "attr": attr,
+        }, (method, path)
+    r = await mclient.post(owner.env_url("provision"), headers=owner.headers)
+    assert_error(r, 400, "required", "database_name is required")
+    assert r.json()["attr"] == "database_name"
+
+
 async def test_check_database_name_rejects_bad_names_with_400(
     mclient: httpx.AsyncClient, owner: Tenant
 ):

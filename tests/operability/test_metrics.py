@@ -107,3 +107,18 @@ async def test_gauges_reflect_the_database(
             cluster,
         )
         assert value(figures, "warehouse_cluster_warehouses", cluster=cluster) == placed[0]["n"]
+
+
+async def test_a_request_without_its_trailing_slash_counts_under_the_route_template(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """API.md §1: `/job_stats` and `/job_stats/` both answer; §10: route = the route template."""
+    route = "/api/environments/{environment_id}/data_warehouse/job_stats/"
+    before = await scrape(client)
+    r = await client.get(tenant.env_url("job_stats").rstrip("/"), headers=tenant.headers)
+    expect(r, 200)
+    after = await scrape(client)
+    total = "warehouse_http_requests_total"
+    labels = {"method": "GET", "route": route, "status": "200"}
+    assert value(after, total, **labels) == value(before, total, **labels) + 1
+    assert value(after, total, method="GET", route="unmatched", status="200") == 0

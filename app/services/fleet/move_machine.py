@@ -33,6 +33,7 @@ from app.models import (
     WarehouseState,
     WarehouseTeamMembership,
 )
+from app.pgcluster import copy
 from app.services.events.outbox import emit_event
 from app.services.fleet import move_support as support
 from app.services.fleet.move_steps import MoveContext, MoveRefused, act, remove_leftovers
@@ -108,25 +109,32 @@ class MoveMachine:
             if not locked:
                 return Outcome("busy", retry_in=self.backoff(1))
             try:
-                return await self._run(move_id)
+                # One admin connection per cluster for the run's steps, not one per call.
+                async with copy.reusing_connections():
+                    return await self._run(move_id)
             finally:
                 await lock_conn.rollback()
 
     async def _run(self, move_id: uuid.UUID) -> Outcome:
+        # The next step and its context, read by the transaction that recorded the last one
+        # (one transaction per step boundary, not two).
+        upcoming: tuple[str, MoveContext] | None = None
         while True:
-            async with self.sessionmaker() as session, session.begin():
-                move, wh = await self._load(session, move_id)
-                if move is None or wh is None:
-                    return Outcome("gone")
-                if move.finished_at is not None:
-                    return Outcome(move.status)
-                if move.step == "start":
-                    waited = await self._start(session, move, wh)
-                    if waited is not None:
-                        return waited
-                    continue
-                step = move.step
-                ctx = await self._context(session, move, wh)
+            if upcoming is None:
+                async with self.sessionmaker() as session, session.begin():
+                    move, wh = await self._load(session, move_id)
+                    if move is None or wh is None:
+                        return Outcome("gone")
+                    if move.finished_at is not None:
+                        return Outcome(move.status)
+                    if move.step == "start":
+                        waited = await self._start(session, move, wh)
+                        if waited is not None:
+                            return waited
+                        continue
+                    upcoming = (move.step, await self._context(session, move, wh))
+            step, ctx = upcoming
+            upcoming = None
             started = time.perf_counter()
             try:
                 if step != "switch":
@@ -144,6 +152,9 @@ class MoveMachine:
                 if move is None or wh is None or move.finished_at is not None or move.step != step:
                     return Outcome("superseded")
                 await self._record(session, move, wh, step, result)
+                if move.finished_at is None and move.step in NEXT.values():
+                    await session.flush()
+                    upcoming = (move.step, await self._context(session, move, wh))
             if step == "switch":
                 failpoint("after", "move-switch")
             logger.info(
