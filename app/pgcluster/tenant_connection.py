@@ -39,6 +39,14 @@ class WarehouseDatabaseMissing(Conflict):
     default_detail = "The managed warehouse's database does not exist; it may be being deleted."
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (RESET ALL, UNLISTEN, CLOSE ALL, advisory unlock):
+    a round trip per batch that resets nothing, since what runs on these connections (COPY,
+    the ingest staging table, DDL in transactions) sets no session settings, listens, keeps no
+    cursors and takes no session-level advisory locks. asyncpg still rolls back a transaction
+    left open before calling this, and the staging table is meant to outlive the release."""
+
+
 class TenantPools:
     """Small asyncpg pools, one per warehouse database DSN, opened on first use."""
 
@@ -57,6 +65,7 @@ class TenantPools:
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 max_inactive_connection_lifetime=IDLE_SECONDS,
                 server_settings=_SERVER_SETTINGS,
+                reset=_keep_session,
             )
         else:
             pool = entry[0]

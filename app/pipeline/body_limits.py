@@ -18,13 +18,14 @@ the key, team, scopes and admin checks, the internal token check after the token
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from itertools import chain
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from app.core.errors import APIError, ParseError, ValidationFailed
+from app.pipeline.json_body import NOT_DECODED, loads
 
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 64
@@ -71,30 +72,45 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def is_json(content_type: bytes | None) -> bool:
     """As FastAPI and the router decide: no content type, or one that says json."""
     return content_type is None or b"json" in content_type.lower()
 
 
-def check_body(raw: bytes, json_body: bool) -> APIError | None:
-    """The problem of a body that breaks the rules, or None."""
+def check_body(raw: bytes, json_body: bool) -> tuple[APIError | None, Any]:
+    """The problem of a body that breaks the rules (or None), and the decoded JSON of a body
+    that keeps them (or NOT_DECODED), which the routes reuse (app/pipeline/json_body.py)."""
     if b"\x00" in raw:
-        return ValidationFailed(f"The request body {_NUL_DETAIL}")
+        return ValidationFailed(f"The request body {_NUL_DETAIL}"), NOT_DECODED
     if not json_body or not raw:
-        return None
+        return None, NOT_DECODED
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value, strict = loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
-        return ParseError()
+        return ParseError(), NOT_DECODED
     deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
-    escaped = b"\\u" in raw or b"\\U" in raw
-    if deep or escaped:
-        return _inspect(value, texts=escaped)
-    return None
+    # Only an escape can put a NUL or an unpaired surrogate in a decoded string, and a strict
+    # decode has refused every unpaired surrogate already.
+    escaped = b"\\u0000" in raw if strict else b"\\u" in raw or b"\\U" in raw
+    if escaped or (deep and _deeper_than(value, MAX_JSON_DEPTH)):
+        problem = _inspect(value, texts=escaped)
+        if problem is not None:
+            return problem, NOT_DECODED
+    return None, value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether an array or object sits below `limit` levels of them (the top one is level 1),
+    looking at containers only, one level at a time."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(limit):
+        children = chain.from_iterable(
+            [item.values() if type(item) is dict else item for item in level]
+        )
+        level = [child for child in children if type(child) is dict or type(child) is list]
+        if not level:
+            return False
+    return True
 
 
 def _inspect(value: Any, *, texts: bool) -> APIError | None:

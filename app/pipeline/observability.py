@@ -7,7 +7,9 @@ outside FastAPI's server-error middleware — so it sees every answer, 500s incl
    in a context variable while the request runs, sent back on every response.
 2. Body limits and text rules (app/pipeline/body_limits.py): a body over its limit is answered
    413 here, before anything else ran; a body or query that breaks the JSON/text rules is
-   recorded for the access checks to raise, and the app gets an empty body instead.
+   recorded for the access checks to raise, and the app gets an empty body instead; the JSON
+   of a body that keeps them is kept for the routes, which do not decode it again
+   (app/pipeline/json_body.py).
 3. The rate-limit budget an inner layer noted becomes `X-RateLimit-*` headers.
 4. When the answer is complete: one access line (logger `app.access`) and the request's
    figures in the Prometheus metrics (app/pipeline/metrics.py). Both are written in batches,
@@ -40,6 +42,7 @@ from app.pipeline.body_limits import (
     read_body,
 )
 from app.pipeline.errors import error_response
+from app.pipeline.json_body import DECODED_KEY, NOT_DECODED
 from app.pipeline.metrics import HttpMetrics, RouteTemplates
 from app.pipeline.ratelimit import RateLimiter, RateLimitStatus
 
@@ -160,10 +163,12 @@ class RequestPipeline:
             return receive
         if body is None:
             return _disconnected
-        problem = check_body(body, is_json(content_type))
+        problem, decoded = check_body(body, is_json(content_type))
         if problem is not None:
             scope.setdefault("state", {})[PROBLEM_KEY] = problem
             body = b""
+        elif decoded is not NOT_DECODED:
+            scope.setdefault("state", {})[DECODED_KEY] = decoded
         replayed = False
 
         async def replay() -> Message:

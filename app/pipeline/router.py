@@ -37,6 +37,7 @@ from app.pipeline.actions import Action
 from app.pipeline.auth import TeamResolver
 from app.pipeline.body_limits import raise_request_problem
 from app.pipeline.errors import error_response
+from app.pipeline.json_body import reuse_decoded_body
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
 _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
@@ -116,6 +117,9 @@ async def _decode_json_body(request: Request) -> None:
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json")
     if raw and "json" in content_type.lower():
+        reuse_decoded_body(request)  # the middleware's decode (app/pipeline/json_body.py)
+        if hasattr(request, "_json"):
+            return
         try:
             request._json = json.loads(raw)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError

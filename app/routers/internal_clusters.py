@@ -14,6 +14,7 @@ from fastapi import (
 
 from app.core.errors import ErrorBody
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.fleet import (
     ClusterIn,
@@ -23,7 +24,12 @@ from app.schemas.fleet import (
 )
 from app.services.fleet.clusters import ClusterRegistry, ClusterView, NewCluster
 
-router = APIRouter(prefix="/internal/clusters", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal/clusters",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 
 # No length bound: a name no cluster can have is an unknown cluster, 404 (API.md §6, §8).
 ClusterName = Annotated[str, Path(description="The cluster's name.")]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from app.core.errors import ErrorBody
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.identity import (
     EnvironmentCreate,
@@ -28,7 +29,12 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {s: {"model": ErrorBody} for s in (400, 401, *statuses)}
 
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 
 
 @router.post(

@@ -11,6 +11,7 @@ from sqlalchemy import RowMapping
 
 from app.core.errors import ErrorBody, NotFound
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.pipeline_records import (
     BackfillPartitionOut,
@@ -43,7 +44,12 @@ def _out(model: type[OutT], row: RowMapping) -> OutT:
     return model.model_validate({name: row[name] for name in model.model_fields})
 
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 
 # A string, parsed here: an id that is not a positive 64-bit integer names no environment (404).
 TeamId = Annotated[str, Path(description="Environment (team) id.")]

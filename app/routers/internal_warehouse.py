@@ -11,13 +11,19 @@ from sqlalchemy import select
 from app.core.errors import ErrorBody, NotFound
 from app.models import ManagedWarehouse
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.fleet import WarehousePlacementOut
 from app.schemas.membership import WarehouseRowsIn, WarehouseRowsOut
 from app.services.warehouse.lifecycle import NO_WAREHOUSE
 from app.services.warehouse.rows import WarehouseRowsService
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 
 
 @router.post(
@@ -40,7 +46,7 @@ async def append_warehouse_rows(
     request: Request,
 ) -> WarehouseRowsOut:
     state = request.app.state
-    service = WarehouseRowsService(session, state.settings, state.tenant_pools)
+    service = WarehouseRowsService(session, state.settings, state.read_pool, state.tenant_pools)
     inserted = await service.append(team_id, body.table, body.rows)
     return WarehouseRowsOut(inserted=inserted)
 

@@ -14,6 +14,7 @@ from fastapi import (
 
 from app.core.errors import ErrorBody, ValidationFailed
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.webhooks import (
     DeliveryList,
@@ -25,7 +26,12 @@ from app.schemas.webhooks import (
 )
 from app.services.events.endpoints import WebhookEndpoints
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

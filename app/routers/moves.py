@@ -9,11 +9,17 @@ from fastapi import APIRouter, Path, Request
 
 from app.core.errors import ErrorBody, NotFound
 from app.pipeline.auth import InternalCaller
+from app.pipeline.json_body import DecodedBodyRoute
 from app.pipeline.sessions import DbSession
 from app.schemas.moves import DrainOut, MoveIn, MoveOut
 from app.services.fleet.moves import MoveService
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    route_class=DecodedBodyRoute,
+)
 OrgId = Annotated[str, Path(description="The organization's id (uuid).")]
 ClusterName = Annotated[str, Path(description="The cluster's name.")]
 

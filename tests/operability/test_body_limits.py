@@ -46,6 +46,14 @@ BAD_BODIES: dict[str, tuple[bytes, str]] = {
     "NUL in a key": (b'{"a\\u0000": 1}', "invalid_input"),
     "lone surrogate": (b'{"name": "x\\ud800y"}', "invalid_input"),
     "lone low surrogate deep inside": (b'{"rows": [{"a": ["\\udc00"]}]}', "invalid_input"),
+    "lone surrogate beside a big number": (
+        b'{"n": 123456789012345678901234567890, "name": "\\udc00"}',
+        "invalid_input",
+    ),
+    "65 levels beside wide ones": (
+        b'{"rows": [' + b'{"p": {"q": 1}}, ' * 200 + nested(63) + b"]}",
+        "parse_error",
+    ),
 }
 
 

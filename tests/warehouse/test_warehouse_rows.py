@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -266,3 +268,92 @@ async def test_bad_environment_ids_answer_400(client: httpx.AsyncClient, team_id
     )
     expect(r, 400)
     assert r.json()["attr"] == "team_id"
+
+
+async def test_concurrent_batches_sharing_rows_store_each_once_and_count_exactly(
+    client: httpx.AsyncClient, tenant: Tenant, warehouses: Warehouses
+) -> None:
+    # Batches arrive at once and share rows, in different orders (a retry racing the
+    # original, two producers sending the same events): each row is stored once, and the
+    # `inserted` answers add up to exactly the rows stored.
+    wh = await warehouses.ready(tenant, table_name="main")
+    stored = 0
+    for _ in range(3):
+        shared = [event(distinct_id=f"shared-{i}") for i in range(200)]
+        batches = [
+            [*shared, *(event() for _ in range(100))],
+            [*reversed(shared), *(event() for _ in range(100))],
+            [*(event() for _ in range(100)), *shared[50:], *shared[:50]],
+            [*shared[::2], *(event() for _ in range(100)), *shared[1::2], shared[0]],
+        ]
+        answers = await asyncio.gather(*(push(client, tenant.env_id, "events", b) for b in batches))
+        for r in answers:
+            expect(r, 200)
+        inserted = sum(r.json()["inserted"] for r in answers)
+        assert inserted == 200 + 4 * 100
+        stored += inserted
+    conn = await wh.login()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM events_main") == stored
+        assert await conn.fetchval("SELECT count(DISTINCT uuid) FROM events_main") == stored
+    finally:
+        await conn.close()
+
+
+async def test_properties_are_stored_as_sent(
+    client: httpx.AsyncClient, tenant: Tenant, warehouses: Warehouses
+) -> None:
+    wh = await warehouses.ready(tenant, table_name="main")
+    properties = {
+        "missing": None,
+        "big": 2**70,
+        "negative_big": -(2**64),
+        "small": 1.5e-7,
+        "large": 1e22,
+        "exact": 0.1,
+        "flag": True,
+        "text": "naïve ☃ \\u0041 \U0001f600",
+        "nested": {"list": [1, "two", None, {"three": 3.0}], "empty": {}},
+    }
+    rows = [event(properties=properties), event(properties={"plain": "pro"})]
+    r = await push(client, tenant.env_id, "events", rows)
+    assert r.json() == {"inserted": 2}
+    conn = await wh.login()
+    try:
+        got = await conn.fetchval(
+            "SELECT properties::text FROM events_main WHERE uuid = $1", uuid.UUID(rows[0]["uuid"])
+        )
+        expected = await conn.fetchval("SELECT $1::jsonb::text", json.dumps(properties))
+    finally:
+        await conn.close()
+    assert got == expected
+    assert json.loads(got)["big"] == 2**70
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # Forms `datetime.fromisoformat` takes and the row models refuse.
+        ("timestamp", "2026-11-26T10:00:00+01"),
+        ("timestamp", "2026-11-26T10:00:00,5+01"),
+        ("timestamp", "2026-11-26T10:00:00+00:60"),
+        ("timestamp", "2026-11-26T100000Z"),
+        ("timestamp", "2026-11-26 10:00:00+01:00:30"),
+        ("timestamp", "2026-11-26T10:00:00Z\n2026-11-26T10:00:00Z"),
+        # Hyphens elsewhere than 8-4-4-4-12, which `uuid.UUID` and asyncpg skip.
+        ("uuid", "0000000-00000-0000-0000-000000000000"),
+        ("uuid", "00000000-0000-0000-0000-000000000000\n00000000-0000-0000-0000-000000000001"),
+    ],
+)
+async def test_shapes_the_row_models_refuse_answer_400(
+    client: httpx.AsyncClient, tenant: Tenant, warehouses: Warehouses, field: str, value: str
+) -> None:
+    wh = await warehouses.ready(tenant, table_name="main")
+    r = await push(client, tenant.env_id, "events", [event(), event(**{field: value})])
+    expect(r, 400)
+    assert r.json()["attr"] == f"rows.1.{field}"
+    conn = await wh.login()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM events_main") == 0
+    finally:
+        await conn.close()

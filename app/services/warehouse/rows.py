@@ -1,12 +1,19 @@
 """Appending rows to an environment's warehouse tables (internal API, API.md §6).
 
-Rows are checked and turned into COPY records in one pass (`ingest.parse_batch`), copied into
-a staging table and moved with ON CONFLICT DO NOTHING (`app.pgcluster.ingest.copy_rows`), so a
-row pushed twice (same uuid/id) is stored once and `inserted` counts only new rows.
+Rows are checked and turned into COPY records in one pass (`ingest.parse_batch`) and stored by
+`app.pgcluster.ingest.copy_rows` (COPY straight into the table when every row is new, else
+through a staging table with ON CONFLICT DO NOTHING), so a row pushed twice (same uuid/id) is
+stored once and `inserted` counts only new rows.
+
+A batch reads the service database once: the environment, its membership, its organization's
+warehouse and that warehouse's cluster in one statement on the read pool (no transaction to
+begin and commit). Only an environment whose tables are not created yet (or were dropped) goes
+through the ORM session, which records their creation.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -14,18 +21,33 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
-from app.models import ManagedWarehouse, Team, WarehouseState, WarehouseTeamMembership
+from app.core.read_pool import ReadPool
+from app.models import ManagedWarehouse, WarehouseState, WarehouseTeamMembership
 from app.pgcluster.ingest import copy_rows
+from app.pgcluster.team_tables import TeamTables
 from app.pgcluster.tenant_connection import TenantPools, tenant_database
-from app.services.fleet.backends import admin_dsn_of
+from app.services.fleet.backends import cluster_dsn
 from app.services.warehouse.ingest import parse_batch
-from app.services.warehouse.membership import WarehouseMembershipService, tables_of
+from app.services.warehouse.membership import WarehouseMembershipService
 from app.settings import Settings
 
 NO_MEMBERSHIP = (
     "This environment has no warehouse backfill or onboarding yet: call enable_backfill or "
     "onboard-team first"
 )
+# LEFT JOINs: no row is an unknown environment; NULL membership or warehouse columns say
+# which of the two is missing.
+_LOOKUP = """
+SELECT m.team_id AS member, m.table_suffix, m.schema_name,
+       m.tables_created_at IS NOT NULL AS tables_created,
+       w.state, w.database_name, w.cluster, c.admin_url_ciphertext
+FROM teams t
+LEFT JOIN warehouse_team_memberships m ON m.team_id = t.id
+LEFT JOIN managed_warehouses w ON w.organization_id = m.organization_id
+LEFT JOIN warehouse_clusters c ON c.name = w.cluster
+WHERE t.id = $1
+"""
+_MOVED_AWAY = (asyncpg.exceptions.UndefinedTableError, asyncpg.exceptions.InvalidSchemaNameError)
 
 
 def _not_ready(state: str | None) -> str:
@@ -36,51 +58,64 @@ def _not_ready(state: str | None) -> str:
 
 class WarehouseRowsService:
     def __init__(
-        self, session: AsyncSession, settings: Settings, pools: TenantPools | None = None
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        reads: ReadPool,
+        pools: TenantPools | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
+        self.reads = reads
         self.pools = pools
 
     async def append(self, team_id: int, table: str, raw_rows: list[Any]) -> int:
-        team = await self.session.get(Team, team_id)
-        if team is None:
+        found = await self.reads.fetchrow(_LOOKUP, team_id)
+        if found is None:
             raise NotFound("Environment not found")
         rows = parse_batch(table, raw_rows)
+        if found["member"] is None:
+            raise Conflict(NO_MEMBERSHIP)
+        if found["state"] != WarehouseState.READY:
+            raise Conflict(_not_ready(found["state"]))
+        if not rows:
+            return 0
+
+        if not found["tables_created"]:
+            await self._ensure_tables(team_id)
+        tables = TeamTables.for_layout(
+            table_suffix=found["table_suffix"], schema_name=found["schema_name"]
+        )
+        name = tables.events if table == "events" else tables.persons
+        distinct = len(set(map(itemgetter(0), rows))) == len(rows)
+        admin_dsn = cluster_dsn(self.settings, found["cluster"], found["admin_url_ciphertext"])
+        database = found["database_name"]
+        async with tenant_database(admin_dsn, database, pools=self.pools) as conn:
+            try:
+                return await copy_rows(
+                    conn, tables.schema, name, table, rows, distinct_keys=distinct
+                )
+            except _MOVED_AWAY:
+                pass
+        # The tables were dropped behind our back (e.g. the warehouse was rebuilt): recreate.
+        await self._ensure_tables(team_id)
+        async with tenant_database(admin_dsn, database, pools=self.pools) as conn:
+            return await copy_rows(conn, tables.schema, name, table, rows, distinct_keys=distinct)
+
+    async def _ensure_tables(self, team_id: int) -> None:
+        """Create the environment's tables and record it (in the request's transaction)."""
         membership = (
             await self.session.execute(
                 select(WarehouseTeamMembership).where(WarehouseTeamMembership.team_id == team_id)
             )
-        ).scalar_one_or_none()
-        if membership is None:
-            raise Conflict(NO_MEMBERSHIP)
+        ).scalar_one()
         warehouse = (
             await self.session.execute(
                 select(ManagedWarehouse).where(
                     ManagedWarehouse.organization_id == membership.organization_id
                 )
             )
-        ).scalar_one_or_none()
-        if warehouse is None or warehouse.state != WarehouseState.READY:
-            raise Conflict(_not_ready(warehouse.state if warehouse else None))
-        if not rows:
-            return 0
-
-        memberships = WarehouseMembershipService(self.session, self.settings)
-        if membership.tables_created_at is None:
-            await memberships.ensure_tables(warehouse, membership)
-        tables = tables_of(membership)
-        admin_dsn = await admin_dsn_of(self.session, self.settings, warehouse.cluster)
-        qualified = tables.qualified_events if table == "events" else tables.qualified_persons
-        async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
-            try:
-                return await copy_rows(conn, qualified, table, rows)
-            except (
-                asyncpg.exceptions.UndefinedTableError,
-                asyncpg.exceptions.InvalidSchemaNameError,
-            ):
-                pass
-        # The tables were dropped behind our back (e.g. the warehouse was rebuilt): recreate.
-        await memberships.ensure_tables(warehouse, membership)
-        async with tenant_database(admin_dsn, warehouse.database_name, pools=self.pools) as conn:
-            return await copy_rows(conn, qualified, table, rows)
+        ).scalar_one()
+        await WarehouseMembershipService(self.session, self.settings).ensure_tables(
+            warehouse, membership
+        )
