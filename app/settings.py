@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         parse_retry_schedule(value)
         return value
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them, for a process
+        started from this one (a worker, uvicorn, the CLI) that must act on the same
+        databases, queue and secrets. Unset (None) settings are left out."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            env[name.upper()] = str(value)
+        return env
+
     @property
     def webhook_retry_delays(self) -> tuple[float, ...]:
         return parse_retry_schedule(self.webhook_retry_schedule)

@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))
 import bench.provision as provision_bench  # noqa: E402
 from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
-from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
+from app.devtools.s3server import EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
+from app.settings import to_plain_dsn, with_database  # noqa: E402
+from bench.support import bench_settings, worker_env  # noqa: E402
 
 TOKEN = provision_bench.TOKEN
 HEADERS = provision_bench.HEADERS
@@ -91,40 +92,19 @@ async def main(orgs: int, workers: int) -> None:
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
         first = clusters["default"]
-        settings = Settings(
-            environment="test",
-            database_url=with_database(server, dbname),
+        # Pools as deployed (settings defaults): the server's stock max_connections (100)
+        # must hold the API and both workers; the peak is measured and reported below.
+        settings = bench_settings(
+            server=server,
+            dbname=dbname,
+            run_id=run_id,
             redis_url=redis_url,
-            queue_name=f"arq:warehouse:bench:{run_id}",
-            secret_key="bench-secret-" + run_id,
-            internal_api_token=TOKEN,
-            warehouse_admin_url=first.admin_dsn,
-            warehouse_public_port=first.port,
-            s3_endpoint_url=s3.endpoint_url,
-            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
-            s3_secret_access_key=EMBEDDED_S3_SECRET,
-            rate_limit_per_minute=0,
+            token=TOKEN,
+            cluster=first,
+            s3=s3,
             reconcile_interval_seconds=5,
-            # Pools as deployed (settings defaults): the server's stock max_connections (100)
-            # must hold the API and both workers; the peak is measured and reported below.
-            log_level="WARNING",
-            _env_file=None,
         )
-        env = {
-            **os.environ,
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": redis_url,
-            "QUEUE_NAME": settings.queue_name,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
-            "WAREHOUSE_ADMIN_URL": first.admin_dsn,
-            "WAREHOUSE_PUBLIC_PORT": str(first.port),
-            "S3_ENDPOINT_URL": s3.endpoint_url,
-            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
-            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
-            "LOG_LEVEL": "WARNING",
-            "WORKER_METRICS_PORT": "0",  # two workers on one machine: no metrics port
-        }
+        env = worker_env(settings)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -36,11 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
-from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
+from app.devtools.s3server import EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.pgcluster.binaries import find_binary, libpq_env  # noqa: E402
 from app.pgcluster.copy import server_major  # noqa: E402
-from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
+from app.settings import to_plain_dsn, with_database  # noqa: E402
+from bench.support import bench_settings, worker_env  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -147,39 +148,18 @@ async def main(gb: float) -> None:
     worker: asyncio.subprocess.Process | None = None
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
-        settings = Settings(
-            environment="test",
-            database_url=with_database(server, dbname),
+        settings = bench_settings(
+            server=server,
+            dbname=dbname,
+            run_id=run_id,
             redis_url=redis_url,
-            queue_name=f"arq:warehouse:bench:{run_id}",
-            secret_key="bench-secret-" + run_id,
-            internal_api_token=TOKEN,
-            warehouse_admin_url=cluster.admin_dsn,
-            warehouse_public_port=cluster.port,
-            s3_endpoint_url=s3.endpoint_url,
-            s3_access_key_id=EMBEDDED_S3_ACCESS_KEY,
-            s3_secret_access_key=EMBEDDED_S3_SECRET,
-            rate_limit_per_minute=0,
+            token=TOKEN,
+            cluster=cluster,
+            s3=s3,
             provision_deadline_seconds=3600,
-            log_level="WARNING",
-            _env_file=None,
+            worker_metrics_port=0,
         )
-        env = {
-            **os.environ,
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": redis_url,
-            "QUEUE_NAME": settings.queue_name,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
-            "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
-            "WAREHOUSE_PUBLIC_PORT": str(cluster.port),
-            "S3_ENDPOINT_URL": s3.endpoint_url,
-            "S3_ACCESS_KEY_ID": EMBEDDED_S3_ACCESS_KEY,
-            "S3_SECRET_ACCESS_KEY": EMBEDDED_S3_SECRET,
-            "PROVISION_DEADLINE_SECONDS": "3600",
-            "WORKER_METRICS_PORT": "0",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = worker_env(settings)
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.worker", cwd=str(ROOT), env=env
         )

@@ -42,7 +42,8 @@ from app.core.migrate import migrate_database  # noqa: E402
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.events.outbox import emit_event  # noqa: E402
-from app.settings import Settings, to_plain_dsn, with_database  # noqa: E402
+from app.settings import to_plain_dsn, with_database  # noqa: E402
+from bench.support import bench_settings, worker_env  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -91,18 +92,14 @@ async def main(events: int, batch: int) -> None:
     receiver_url = (await receiver.stdout.readline()).decode().strip()
     try:
         await asyncio.to_thread(migrate_database, with_database(server, dbname))
-        settings = Settings(
-            environment="test",
-            database_url=with_database(server, dbname),
+        settings = bench_settings(
+            server=server,
+            dbname=dbname,
+            run_id=run_id,
             redis_url=redis_url,
-            queue_name=f"arq:warehouse:bench:{run_id}",
-            secret_key="bench-secret-" + run_id,
-            internal_api_token=TOKEN,
-            warehouse_admin_url=cluster.admin_dsn,
-            warehouse_public_port=cluster.port,
-            rate_limit_per_minute=0,
-            log_level="WARNING",
-            _env_file=None,
+            token=TOKEN,
+            cluster=cluster,
+            s3=None,
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -111,16 +108,7 @@ async def main(events: int, batch: int) -> None:
                 r = await c.post("/internal/webhooks", json={"url": receiver_url}, headers=HEADERS)
                 assert r.status_code == 201, r.text
                 secret = r.json()["secret"]
-        env = {
-            **os.environ,
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": redis_url,
-            "QUEUE_NAME": settings.queue_name,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
-            "WAREHOUSE_ADMIN_URL": cluster.admin_dsn,
-            "LOG_LEVEL": "WARNING",
-        }
+        env = worker_env(settings)
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.worker", cwd=str(ROOT), env=env
         )

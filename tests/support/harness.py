@@ -138,10 +138,4 @@ async def create_tenant(
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a subprocess (uvicorn, worker, CLI) needs to act on the test databases."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DATABASE_"))}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[name.upper()] = str(value)
-    return env
+    return env | settings.as_environment()
