@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.devtools.s3server import EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
-from bench.support import bench_settings, worker_env  # noqa: E402
+from bench.support import bench_settings, stop_processes, worker_env  # noqa: E402
 
 TOKEN = provision_bench.TOKEN
 HEADERS = provision_bench.HEADERS
@@ -178,13 +177,7 @@ async def main(orgs: int, workers: int) -> None:
                 for label, ok in checks.items():
                     print(f"  {label}: {'yes' if ok else 'NO'}")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
+        await stop_processes(*procs)
         for cluster in clusters.values():
             cluster.stop("immediate")
         s3.stop()

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from app.devtools.s3server import EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.pgcluster.binaries import find_binary, libpq_env  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
-from bench.support import bench_settings, worker_env  # noqa: E402
+from bench.support import bench_settings, stop_processes, worker_env  # noqa: E402
 
 # The same internal token as bench/provision.py, whose tenant helper this bench uses.
 TOKEN = provision_bench.TOKEN
@@ -304,12 +303,7 @@ async def main(sizes: list[int]) -> None:
                         f"({m0:.2f} s -> {m1:.2f} s)"
                     )
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(worker.wait(), 20)
-            except TimeoutError:
-                worker.kill()
+        await stop_processes(worker)
         for cluster in clusters.values():
             cluster.stop("immediate")
         s3.stop()

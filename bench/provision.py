@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.devtools.s3server import EmbeddedS3  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
-from bench.support import bench_settings, worker_env  # noqa: E402
+from bench.support import bench_settings, stop_processes, worker_env  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -148,12 +147,7 @@ async def main(runs: int, orgs: int) -> None:
                     f"median {statistics.median(per):.2f} s, slowest {per[-1]:.2f} s"
                 )
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(worker.wait(), 20)
-            except TimeoutError:
-                worker.kill()
+        await stop_processes(worker)
         cluster.stop("immediate")
         s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from app.main import create_app  # noqa: E402
 from app.pgcluster.binaries import find_binary, libpq_env  # noqa: E402
 from app.pgcluster.copy import server_major  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
-from bench.support import bench_settings, worker_env  # noqa: E402
+from bench.support import bench_settings, stop_processes, worker_env  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -281,12 +280,7 @@ async def main(gb: float) -> None:
                     f" peak {rss_peak_all:.0f} MB through the restore"
                 )
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(worker.wait(), 20)
-            except TimeoutError:
-                worker.kill()
+        await stop_processes(worker)
         cluster.stop("immediate")
         s3.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,7 +9,9 @@ service with its defaults). The worker gets the very same settings through its e
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from typing import Any
 
 from app.devtools.embedded import PasswordCheckingCluster
@@ -52,3 +54,16 @@ def bench_settings(
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a worker process acting with `settings` (`extra` on top)."""
     return {**os.environ, **settings.as_environment(), **extra}
+
+
+async def stop_processes(*procs: asyncio.subprocess.Process | None, timeout: float = 20) -> None:
+    """SIGTERM each process started (None: never started), wait for all, kill what is left."""
+    started = [p for p in procs if p is not None]
+    for proc in started:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()

@@ -43,7 +43,7 @@ from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.events.outbox import emit_event  # noqa: E402
 from app.settings import to_plain_dsn, with_database  # noqa: E402
-from bench.support import bench_settings, worker_env  # noqa: E402
+from bench.support import bench_settings, stop_processes, worker_env  # noqa: E402
 
 TOKEN = "bench-internal-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -168,12 +168,7 @@ async def main(events: int, batch: int) -> None:
         if receiver.returncode is None:
             receiver.kill()
             await receiver.wait()
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(worker.wait(), 20)
-            except TimeoutError:
-                worker.kill()
+        await stop_processes(worker)
         cluster.stop("immediate")
         shutil.rmtree(tmp, ignore_errors=True)
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')

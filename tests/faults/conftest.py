@@ -9,37 +9,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
-from app.core.migrate import migrate_database
-from app.settings import Settings, to_plain_dsn, with_database
+from app.settings import Settings
 from tests.support.faults import RedisServer
+from tests.support.scratch import scratch_database
 
 
 @pytest.fixture(scope="module")
 async def service_db_url(settings: Settings) -> AsyncIterator[str]:
-    server = to_plain_dsn(settings.database_url)
-    name = f"wh_faults_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(with_database(server, "postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(server, name)
-    await asyncio.to_thread(migrate_database, url)
-    try:
+    async with scratch_database(settings, "wh_faults") as url:
         yield url
-    finally:
-        conn = await asyncpg.connect(with_database(server, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture

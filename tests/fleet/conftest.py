@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 import uuid
@@ -23,11 +22,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.core.migrate import migrate_database
 from app.devtools.embedded import PasswordCheckingCluster
-from app.settings import Settings, to_plain_dsn, with_database
+from app.settings import Settings, with_database
 from tests.support.harness import INTERNAL_HEADERS, make_app
 from tests.support.lifecycle import derive_settings
+from tests.support.scratch import scratch_database
 from tests.support.status_recorder import expect
 
 
@@ -288,23 +287,8 @@ class FleetApp:
 
 @pytest.fixture(scope="module")
 async def fleet_db_url(settings: Settings) -> AsyncIterator[str]:
-    server = to_plain_dsn(settings.database_url)
-    name = f"wh_fleet_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(with_database(server, "postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(server, name)
-    await asyncio.to_thread(migrate_database, url)
-    try:
+    async with scratch_database(settings, "wh_fleet") as url:
         yield url
-    finally:
-        conn = await asyncpg.connect(with_database(server, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from app.devtools.embedded import free_port
-from app.settings import Settings, to_plain_dsn, with_database
+from app.settings import Settings
 from tests.support.harness import settings_env
+from tests.support.scratch import scratch_database
 from tests.support.status_recorder import expect
 
 SCRIPT = Path(sys.executable).parent / "warehouse"
@@ -24,17 +24,8 @@ SCRIPT = Path(sys.executable).parent / "warehouse"
 
 @pytest.fixture
 async def dev_database(settings: Settings) -> AsyncIterator[str]:
-    server = to_plain_dsn(settings.database_url)
-    name = f"wh_dev_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(with_database(server, "postgres"))
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield with_database(server, name)
-    finally:
-        conn = await asyncpg.connect(with_database(server, "postgres"))
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_database(settings, "wh_dev", migrated=False) as url:
+        yield url
 
 
 async def run_dev_until_registered(env: dict[str, str], data_dir: Path, port: int) -> list[Any]:
