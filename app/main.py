@@ -154,7 +154,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    _documentation_last(app)
     return app
+
+
+def _documentation_last(app: FastAPI) -> None:
+    """Match the documentation pages after the API: FastAPI registers them first, and the
+    router tries routes in order, so every API request would try (and miss) them first."""
+    docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    routes = app.router.routes
+    routes.sort(key=lambda route: getattr(route, "path", None) in docs)  # stable
 
 
 def _build_openapi(app: FastAPI) -> dict[str, Any]:

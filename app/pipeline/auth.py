@@ -57,7 +57,7 @@ async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
     token = bearer_token(request.headers.get("authorization", ""))
     if token is not None:
         return token, "Authorization header"
-    body_key = await _key_from_body(request)
+    body_key = await _key_from_body(request) if request.method != "GET" else None
     if body_key:
         return body_key, "body"
     query_key = request.query_params.get("personal_api_key")
@@ -165,8 +165,9 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
     row = await lookup_key(state, plaintext, query=query, raw_id=raw_id)
     if row is None:
         raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
-    request.state.rate_limit = await admit(state, row)
-    principal = request.state.principal = principal_from_row(row)
+    await admit(state, row)
+    # The request's state (what `request.state` wraps), read by the access line.
+    principal = request.scope.setdefault("state", {})["principal"] = principal_from_row(row)
     return context_from_row(row, principal)
 
 
@@ -247,7 +248,7 @@ async def require_internal_token(request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
         raise AuthenticationFailed("Invalid internal API token.")
     request.state.internal = True
-    raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
+    raise_request_problem(request.scope)  # too deep, NUL... (app/pipeline/body_limits.py)
 
 
 InternalCaller = Depends(require_internal_token)

@@ -166,8 +166,9 @@ def check_query(query_string: bytes) -> APIError | None:
     return None
 
 
-def raise_request_problem(state: Any) -> None:
+def raise_request_problem(scope: MutableMapping[str, Any]) -> None:
     """Raise the problem the middleware found in the body or query (after the access checks)."""
-    problem = getattr(state, PROBLEM_KEY, None)
+    state = scope.get("state")
+    problem = state.get(PROBLEM_KEY) if state is not None else None
     if problem is not None:
         raise problem

@@ -252,10 +252,27 @@ class ObservedApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return RequestPipeline(
-            super().build_middleware_stack(),
+            _without_idle_layers(super().build_middleware_stack(), self.max_body_size),
             metrics=self.state.http_metrics,
             internal_body_limit=self.state.settings.max_internal_body_bytes,
         )
+
+
+def _without_idle_layers(stack: ASGIApp, max_body_size: int | None) -> ASGIApp:
+    """FastAPI's stack minus two layers that only pass every request through here: the
+    native-telemetry exception hook (native telemetry is off: `create_app`) and FastAPI's
+    app-wide body limit when none is set (the body limits are this pipeline's)."""
+    idle = {"ExceptionTelemetryMiddleware"}  # FastAPI's own names (matched by name: private)
+    if max_body_size is None:
+        idle.add("AppBodyLimitMiddleware")
+    layer: Any = stack
+    while hasattr(layer, "app"):
+        inner = layer.app
+        if type(inner).__name__ in idle and hasattr(inner, "app"):
+            layer.app = inner.app
+        else:
+            layer = inner
+    return stack
 
 
 def _unspent_budget(scope: Scope) -> RateLimitStatus | None:

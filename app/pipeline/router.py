@@ -20,15 +20,21 @@ malformed body, and the guard answers `parse_error` only after the access checks
 
 from __future__ import annotations
 
+import email.message
 import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.dependencies.utils import solve_dependencies
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
+from pydantic_core import PydanticUndefined
+from starlette.types import Receive, Scope, Send
 
 from app.core.context import Prefetch, RequestContext
 from app.core.errors import APIError, ParseError
@@ -41,6 +47,7 @@ from app.pipeline.json_body import reuse_decoded_body
 
 ResolverFactory = Callable[[Prefetch | None], TeamResolver]
 _VERBS = {"GET": "retrieve", "POST": "create", "DELETE": "destroy"}
+MALFORMED_BODY = "malformed_body"  # the request state's mark of a body that is not JSON
 
 
 def _access_guard(
@@ -53,10 +60,11 @@ def _access_guard(
     async def guard(request: Request, **path: str) -> RequestContext:
         ctx = await resolve_team(request, **path)
         action.authorize(ctx)
-        raise_request_problem(request.state)  # too deep, NUL... (app/pipeline/body_limits.py)
-        if getattr(request.state, "malformed_body", False):
+        raise_request_problem(request.scope)  # too deep, NUL... (app/pipeline/body_limits.py)
+        state = request.scope.setdefault("state", {})  # what `request.state` wraps
+        if state.get(MALFORMED_BODY):
             raise ParseError()
-        request.state.context = ctx
+        state["context"] = ctx
         if mutating:
             request.state.idempotency_claim = await idempotency.claim(
                 request, user_id=ctx.principal.user_id, team_id=ctx.team.id, action=action.name
@@ -124,25 +132,80 @@ async def _decode_json_body(request: Request) -> None:
             request._json = json.loads(raw)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError
             request._json = _MalformedBody()
-            request.state.malformed_body = True
+            request.scope.setdefault("state", {})[MALFORMED_BODY] = True
+
+
+_SOLVER_TAKES_MEMO = "_uses_scopes_cache" in inspect.signature(solve_dependencies).parameters
 
 
 class ActionRoute(APIRoute):
-    """Decodes the body before the access checks run; stores (or releases) the
+    """Every action's route. FastAPI documents it (OpenAPI, from the route's declaration)
+    and solves its dependencies with its own solver (`solve_dependencies`: the guard, a
+    session, query parameters, the body model); this class replaces only the per-request
+    wrapper FastAPI puts around that solver, which for an endpoint that already returns a
+    finished `Response` is pure overhead: the native-telemetry hooks, the endpoint's source
+    location for error messages, the serialization step and a second exception wrapper
+    (errors reach the same handlers through the app's exception middleware).
+
+    It also decodes the body before the access checks run, and stores (or releases) the
     Idempotency-Key claim the guard took, around the handler."""
 
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # APIRoute wrapped the handler in FastAPI's `request_response`; serve it directly.
+        # (Body limits are the request pipeline's: app/pipeline/body_limits.py.)
+        self.app = self._serve
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        # The exit stacks FastAPI's solver closes dependencies with `yield` on (a session):
+        # "function" ones when the endpoint returns, "request" ones after the answer is sent.
+        async with AsyncExitStack() as request_stack:
+            scope["fastapi_inner_astack"] = request_stack
+            async with AsyncExitStack() as function_stack:
+                scope["fastapi_function_astack"] = function_stack
+                response = await self._handler(request)
+            await response(scope, receive, send)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        inner = super().get_route_handler()
-        if not (self.methods or set()) & {"POST", "DELETE"}:
-            return inner
+        dependant, body_field = self.dependant, self.body_field
+        overrides, embed = self.dependency_overrides_provider, self._embed_body_fields
+        assert dependant.call is not None
+        endpoint = dependant.call
+        # The solver works out, per request, which dependencies take OAuth scopes (none
+        # here), in a memo keyed by the dependency; the route's dependencies never change,
+        # so the route keeps one memo for all its requests.
+        memo: dict[str, Any] = {"_uses_scopes_cache": {}} if _SOLVER_TAKES_MEMO else {}
 
         async def handler(request: Request) -> Response:
+            body = await _body_for(request) if body_field is not None else None
+            solved = await solve_dependencies(
+                request=request,
+                dependant=dependant,
+                body=body,
+                dependency_overrides_provider=overrides,
+                async_exit_stack=request.scope["fastapi_inner_astack"],
+                embed_body_fields=embed,
+                **memo,
+            )
+            if solved.errors:
+                raise RequestValidationError(solved.errors, body=body)
+            response: Response = await endpoint(**solved.values)  # `_bound_endpoint`
+            if response.background is None:
+                response.background = solved.background_tasks
+            return response
+
+        self._handler = handler
+        if not (self.methods or set()) & {"POST", "DELETE"}:
+            return handler
+
+        async def decoded_handler(request: Request) -> Response:
             await _decode_json_body(request)
-            return await inner(request)
+            return await handler(request)
 
         async def idempotent_handler(request: Request) -> Response:
             try:
-                response = await handler(request)
+                response = await decoded_handler(request)
             except idempotency.ReplayStoredResponse as replay:
                 return replay.stored
             except APIError as exc:
@@ -163,7 +226,30 @@ class ActionRoute(APIRoute):
                     await idempotency.store(request, claimed, response)
             return response
 
+        self._handler = idempotent_handler
         return idempotent_handler
+
+
+async def _body_for(request: Request) -> Any:
+    """The body as FastAPI's own request handler hands it to the solver: the decoded JSON when
+    the content type is JSON (`application/json`, `application/*+json`), else the bytes;
+    `Undefined` when there is none."""
+    raw = await request.body()
+    if not raw:
+        return PydanticUndefined
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return raw  # FastAPI's strict content type: no type, not JSON
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() == "application":
+        subtype = message.get_content_subtype()
+        if subtype == "json" or subtype.endswith("+json"):
+            try:
+                return await request.json()
+            except ValueError as exc:  # not reached: `_decode_json_body` marked it first
+                raise ParseError() from exc
+    return raw
 
 
 def add_data_warehouse_actions(
