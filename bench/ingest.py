@@ -4,7 +4,8 @@
                                      [--repeat 3] [--warmup 8]
 
 Starts what bench/load.py starts (a scratch service database, a password-checking warehouse
-cluster, the service with 2 uvicorn workers, a worker for the provision), provisions a
+cluster, the service as production runs it (`warehouse serve --workers 2`), a worker for the
+provision), provisions a
 warehouse with an environment's tables, then, with the same generated event rows:
 - the service: `--concurrency` clients POST batches of `--batch-size` rows to
   `/internal/environments/{id}/warehouse/rows` (a fresh uuid per row, so every row is stored);
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from app.devtools.embedded import PasswordCheckingCluster  # noqa: E402
 from app.devtools.s3server import EMBEDDED_S3_ACCESS_KEY, EMBEDDED_S3_SECRET, EmbeddedS3  # noqa: E402
 from app.settings import with_database  # noqa: E402
-from bench.load import REDIS_URL, SERVER_DSN, TOKEN, _admin, seed, uvicorn  # noqa: E402
+from bench.load import REDIS_URL, SERVER_DSN, TOKEN, _admin, seed, served  # noqa: E402
 
 
 def make_batches(count: int, size: int) -> list[list[dict[str, Any]]]:
@@ -159,7 +160,8 @@ def main() -> None:
 
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
         with contextlib.ExitStack() as servers:
-            base = servers.enter_context(uvicorn("app.main:create_app", env, factory=True))
+            service_env = {**env, "LOG_FORMAT": "json"}
+            base = servers.enter_context(served(service_env, log=tmp / "service.log"))
             ids = asyncio.run(seed(base, env, jobs=False, keys=0))
             database = asyncio.run(_warehouse_database(ids["env_id"], base, ids["key"]))
             warehouse_dsn = with_database(cluster.admin_dsn, database)

@@ -3,9 +3,10 @@
     .venv/bin/python bench/load.py [--duration 10] [--concurrency 16,64] [--repeat 3]
 
 On this machine's PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL) it starts a
-scratch service database, a password-checking warehouse cluster, the service with 2 uvicorn
-workers and its default settings (the rate limiter on, 600 a minute per key), and the limits
-under the same uvicorn settings:
+scratch service database, a password-checking warehouse cluster, the service as production runs
+it (`warehouse serve --workers 2`: JSON access lines, here to a file, and multi-process
+Prometheus figures) with its default settings (the rate limiter on, 600 a minute per key), and
+the limits under plain uvicorn with as many workers:
 - bench/bare_app.py: one pooled asyncpg SELECT per request, as raw ASGI and as plain Starlette;
 - bench/same_work_app.py: plain Starlette + asyncpg running the very statements
   `running_activity` and `job_stats` run (the key's auth statement, then the action's) and
@@ -72,11 +73,32 @@ SAME_WORK_OF = {
 def uvicorn(
     target: str, env: dict[str, str], *, factory: bool, workers: int = 2, log: Path | None = None
 ) -> Iterator[str]:
+    """A limit (or a variant of the app) under plain uvicorn, on a free port."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     if factory:
         cmd.append("--factory")
+    with _server(cmd, env, port, target, log) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def served(env: dict[str, str], *, log: Path, workers: int = 2) -> Iterator[str]:
+    """The service as production runs it: `warehouse serve` (its logging config, so every
+    request's access line is written, here to `log`; Prometheus figures in a multi-process
+    directory), on a free port."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers)]
+    with _server(cmd, env, port, "warehouse serve", log) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _server(
+    cmd: list[str], env: dict[str, str], port: int, name: str, log: Path | None
+) -> Iterator[str]:
     sink = log.open("ab") if log is not None else None
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=sink)
     base = f"http://127.0.0.1:{port}"
@@ -87,7 +109,7 @@ def uvicorn(
                 if httpx.get(base + "/healthz", timeout=1).status_code < 500:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start")
+                raise RuntimeError(f"{name} did not start")
             time.sleep(0.2)
         yield base
     finally:
@@ -296,7 +318,9 @@ def main() -> None:
     try:
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True)
         with contextlib.ExitStack() as servers:
-            base = servers.enter_context(uvicorn("app.main:create_app", env, factory=True))
+            # Access lines as production writes them (one JSON object each), to a file.
+            service_env = {**env, "LOG_FORMAT": "json"}
+            base = servers.enter_context(served(service_env, log=tmp / "service.log"))
             wanted = args.targets.split(",")
             jobs = bool({"running_activity", "job_stats"} & set(wanted))
             ids = asyncio.run(seed(base, env, jobs=jobs))

@@ -23,6 +23,8 @@ import re
 import time
 from typing import Any, Literal
 
+import orjson
+
 from app.core.request_id import RequestIdFilter
 
 # uvicorn adds `color_message` (the message again, with terminal colours) to its records.
@@ -145,6 +147,16 @@ class KeyValueFormatter(logging.Formatter):
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
+def _encode(out: dict[str, Any]) -> str:
+    """One line of JSON: orjson (a fraction of the standard library's cost, which matters on
+    the access line every request writes), else the standard library for what orjson refuses
+    (an integer beyond 64 bits, a lone surrogate): a log line is never lost to its content."""
+    try:
+        return orjson.dumps(out, default=str).decode()
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return _ENCODER.encode(out)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, the extras, the exception."""
 
@@ -171,7 +183,7 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return redact(_ENCODER.encode(out))
+        return redact(_encode(out))
 
 
 class RedactKeys(logging.Filter):
