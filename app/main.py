@@ -187,6 +187,8 @@ def _build_openapi(app: FastAPI) -> dict[str, Any]:
         for op in item.values():
             if not isinstance(op, dict):
                 continue
+            if "parameters" in op:  # path parameters first, as FastAPI lists declared ones
+                op["parameters"].sort(key=lambda parameter: parameter.get("in") != "path")
             if path.startswith("/internal/"):
                 op["security"] = [{"InternalToken": []}]
             elif path.startswith("/api/"):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 
 from app.core.context import Prefetch, Principal, RequestContext, TeamRef
 from app.core.errors import AuthenticationFailed, NotAuthenticated, NotFound, PermissionDenied
@@ -174,15 +174,22 @@ async def _resolve(request: Request, *, query: str, raw_id: str) -> RequestConte
 TeamResolver = Callable[..., Awaitable[RequestContext]]
 
 
+# The id in each prefix's path, and how the OpenAPI documents it. The resolver reads the raw
+# string itself (`_parse_id`: anything but a 64-bit id is simply no such team, 404), so FastAPI
+# has nothing to validate; the router documents the parameter (app/pipeline/router.py).
+PATH_IDS = {
+    "environment_id": "Environment (team) id.",
+    "project_id": "Project id; acts on its primary environment.",
+}
+
+
 def environment_resolver(prefetch: Prefetch | None = None) -> TeamResolver:
     """The dependency behind `/api/environments/{environment_id}/...`."""
     query = auth_query(TEAM_BY_ENVIRONMENT, prefetch)
 
-    async def team_from_environment_path(
-        request: Request,
-        environment_id: Annotated[str, Path(description="Environment (team) id.")],
-    ) -> RequestContext:
-        return await _resolve(request, query=query, raw_id=environment_id)
+    async def team_from_environment_path(request: Request) -> RequestContext:
+        raw_id: str = request.path_params["environment_id"]
+        return await _resolve(request, query=query, raw_id=raw_id)
 
     return team_from_environment_path
 
@@ -191,13 +198,9 @@ def project_resolver(prefetch: Prefetch | None = None) -> TeamResolver:
     """The dependency behind `/api/projects/{project_id}/...`: its primary environment."""
     query = auth_query(TEAM_BY_PROJECT, prefetch)
 
-    async def team_from_project_path(
-        request: Request,
-        project_id: Annotated[
-            str, Path(description="Project id; acts on its primary environment.")
-        ],
-    ) -> RequestContext:
-        return await _resolve(request, query=query, raw_id=project_id)
+    async def team_from_project_path(request: Request) -> RequestContext:
+        raw_id: str = request.path_params["project_id"]
+        return await _resolve(request, query=query, raw_id=raw_id)
 
     return team_from_project_path
 

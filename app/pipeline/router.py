@@ -40,7 +40,7 @@ from app.core.context import Prefetch, RequestContext
 from app.core.errors import APIError, ParseError
 from app.pipeline import idempotency
 from app.pipeline.actions import Action
-from app.pipeline.auth import TeamResolver
+from app.pipeline.auth import PATH_IDS, TeamResolver
 from app.pipeline.body_limits import raise_request_problem
 from app.pipeline.errors import error_response
 from app.pipeline.json_body import reuse_decoded_body
@@ -53,12 +53,12 @@ MALFORMED_BODY = "malformed_body"  # the request state's mark of a body that is 
 def _access_guard(
     resolve_team: TeamResolver, action: Action
 ) -> Callable[..., Awaitable[RequestContext]]:
-    """The route's one dependency. Its signature is the resolver's (the request and the path's
-    id), so FastAPI documents the path parameter and solves nothing else for it."""
+    """The route's one dependency: it takes only the request (the resolver reads the path's
+    id itself), so FastAPI's solver has no parameter to extract or validate for it."""
     mutating = action.method in ("POST", "DELETE")
 
-    async def guard(request: Request, **path: str) -> RequestContext:
-        ctx = await resolve_team(request, **path)
+    async def guard(request: Request) -> RequestContext:
+        ctx = await resolve_team(request)
         action.authorize(ctx)
         raise_request_problem(request.scope)  # too deep, NUL... (app/pipeline/body_limits.py)
         state = request.scope.setdefault("state", {})  # what `request.state` wraps
@@ -71,7 +71,6 @@ def _access_guard(
             )
         return ctx
 
-    guard.__signature__ = inspect.signature(resolve_team, eval_str=True)  # type: ignore[attr-defined]
     return guard
 
 
@@ -252,6 +251,25 @@ async def _body_for(request: Request) -> Any:
     return raw
 
 
+def _with_path_id(prefix: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The operation's OpenAPI extras with the prefix's id parameter first (documented as
+    FastAPI documents a declared `str` path parameter: the guard reads it, undeclared)."""
+    name = re.search(r"\{(\w+)\}", prefix)
+    assert name is not None and name[1] in PATH_IDS, prefix
+    description = PATH_IDS[name[1]]
+    title = name[1].replace("_", " ").title()
+    parameter = {
+        "name": name[1],
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "description": description, "title": title},
+        "description": description,
+    }
+    extra = dict(extra or {})
+    extra["parameters"] = [parameter, *extra.get("parameters", [])]
+    return extra
+
+
 def add_data_warehouse_actions(
     router: APIRouter,
     resolver: ResolverFactory,
@@ -284,7 +302,7 @@ def add_data_warehouse_actions(
             response_model_exclude_none=action.exclude_none,
             responses=action.responses(),
             summary=action.summary,
-            openapi_extra=action.openapi_extra(),
+            openapi_extra=_with_path_id(prefix, action.openapi_extra()),
             tags=["data_warehouse"],
             route_class_override=ActionRoute,
         )
