@@ -7,15 +7,19 @@ built per action with the action's `Prefetch`) and registers every action on the
 one route that answers with and without the trailing slash. Every action, every request,
 takes this one path:
 
-- one guard dependency per route (no sub-dependencies): the key, the team in the path and the
-  membership in one statement, the rate limit, the key's restrictions, scopes and admin, then
-  the Idempotency-Key claim (API.md §3 order);
+- `ActionRoute` hands the request to FastAPI's dependency solver, which runs the route's one
+  guard dependency (no sub-dependencies, no parameters but the request): the key, the team in
+  the path and the membership in one statement, the rate limit, the key's restrictions,
+  scopes and admin, then the Idempotency-Key claim (API.md §3 order); and the endpoint's own
+  dependencies (a session, query parameters, the body model);
 - the endpoint, whose `ctx` parameter is that guard (FastAPI caches it per request);
-- the answer serialized once, by the response model's own serializer, into the response.
+- the answer serialized once, by the response model's own serializer, into the response,
+  which `ActionRoute` sends as it is (no second serialization, no per-request wrapper).
 
 Access checks come before body validation (API.md §3), even for a body that is not JSON:
-FastAPI decodes JSON before it runs dependencies, so `ActionRoute` decodes it first, marks a
-malformed body, and the guard answers `parse_error` only after the access checks passed.
+the solver validates the body as it runs the dependencies, so `ActionRoute` decodes the JSON
+first, marks a malformed body, and the guard answers `parse_error` only after the access
+checks passed.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -74,3 +75,23 @@ async def test_no_422_anywhere(client: httpx.AsyncClient):
     schemas = doc.get("components", {}).get("schemas", {})
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
     assert "ErrorBody" in schemas
+
+
+async def test_every_public_operation_documents_its_path_id_first(client: httpx.AsyncClient):
+    """The guard reads the prefix's id itself; the document still lists it, first, as a
+    required string path parameter (schemathesis and client generators rely on it)."""
+    doc = await _doc(client)
+    seen = 0
+    for path, item in doc["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        name = "environment_id" if path.startswith("/api/environments/") else "project_id"
+        for method, op in item.items():
+            first = op["parameters"][0]
+            assert first["name"] == name and first["in"] == "path", (method, path)
+            assert first["required"] is True and first["schema"]["type"] == "string"
+            assert first["description"]
+            in_path = [p["name"] for p in op["parameters"] if p["in"] == "path"]
+            assert set(in_path) == set(re.findall(r"\{(\w+)\}", path)), (method, path)
+            seen += 1
+    assert seen == 2 * len(all_actions())
