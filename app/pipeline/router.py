@@ -256,7 +256,7 @@ async def _body_for(request: Request) -> Any:
 
 
 def _with_path_id(prefix: str, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The operation's OpenAPI extras with the prefix's id parameter first (documented as
+    """The operation's OpenAPI extras with the prefix's id parameter (documented as
     FastAPI documents a declared `str` path parameter: the guard reads it, undeclared)."""
     name = re.search(r"\{(\w+)\}", prefix)
     assert name is not None and name[1] in PATH_IDS, prefix
