@@ -155,7 +155,8 @@ class ActionRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        # APIRoute wrapped the handler in FastAPI's `request_response`; serve it directly.
+        # APIRoute built the handler once (`get_route_handler`, which keeps it as
+        # `self._handler`) and wrapped it in FastAPI's `request_response`; serve it directly.
         # (Body limits are the request pipeline's: app/pipeline/body_limits.py.)
         self.app = self._serve
 
