@@ -53,8 +53,17 @@ def bearer_token(header: str) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def _authorization(scope: Any) -> str:
+    """The first Authorization header's value ('' without one), as `request.headers` reads
+    it (names arrive lower-cased; values are latin-1), without raising on a missing one."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return ""
+
+
 async def find_presented_key(request: Request) -> tuple[str, KeySource] | None:
-    token = bearer_token(request.headers.get("authorization", ""))
+    token = bearer_token(_authorization(request.scope))
     if token is not None:
         return token, "Authorization header"
     body_key = await _key_from_body(request) if request.method != "GET" else None

@@ -113,15 +113,21 @@ class RouteTemplates:
     def __init__(self) -> None:
         self._matcher: re.Pattern[str] | None = None
         self._templates: list[str] = []
+        # id() of the app's own routes (not included ones; routes compare by value) -> template
+        self._top: dict[int, str] = {}
 
     def __call__(self, scope: Scope) -> str:
+        if self._matcher is None:
+            self._build(scope.get("app"))
+        assert self._matcher is not None
+        # Routed by the app's router to one of its own routes (every public action).
+        template = self._top.get(id(scope.get("route")))
+        if template is not None:
+            return template
         context = scope.get("fastapi", {}).get("effective_route_context")
         path = getattr(context, "path", None)
         if isinstance(path, str) and path:
             return path
-        if self._matcher is None:
-            self._build(scope.get("app"))
-        assert self._matcher is not None
         raw: str = scope["path"]
         match = self._matcher.fullmatch(raw)
         if match is None and not raw.endswith("/"):
@@ -138,6 +144,11 @@ class RouteTemplates:
             literal = "[^/]+".join(re.escape(part) for part in _PARAM.split(template))
             patterns.append(f"(?P<r{index}>{literal})")
         self._templates = templates
+        self._top = {
+            id(route): route.path
+            for route in getattr(app, "routes", [])
+            if isinstance(getattr(route, "path", None), str) and route.path
+        }
         self._matcher = re.compile("|".join(patterns) or "(?!)")
 
 

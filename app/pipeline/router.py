@@ -33,11 +33,14 @@ from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import solve_dependencies
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from pydantic_core import PydanticUndefined
+from starlette.datastructures import QueryParams
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from app.core.context import Prefetch, RequestContext
@@ -141,6 +144,24 @@ async def _decode_json_body(request: Request) -> None:
 _SOLVER_TAKES_MEMO = "_uses_scopes_cache" in inspect.signature(solve_dependencies).parameters
 
 
+class ActionRequest(Request):
+    """Starlette's Request, whose query parameters skip `parse_qsl` when nothing in the query
+    string is escaped (`%`, `+`): then splitting at `&` and `=` is the same parse."""
+
+    @property
+    def query_params(self) -> QueryParams:
+        params: QueryParams | None = self.__dict__.get("_fast_query")
+        if params is None:
+            raw: bytes = self.scope["query_string"]
+            if raw and b"%" not in raw and b"+" not in raw:
+                text = raw.decode("latin-1")
+                params = QueryParams([p.partition("=")[::2] for p in text.split("&") if p])
+            else:
+                params = super().query_params
+            self.__dict__["_fast_query"] = params
+        return params
+
+
 class ActionRoute(APIRoute):
     """Every action's route. FastAPI documents it (OpenAPI, from the route's declaration)
     and solves its dependencies with its own solver (`solve_dependencies`: the guard, a
@@ -155,13 +176,30 @@ class ActionRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        # The path's literal pieces (`/api/environments/`, `/data_warehouse/job_stats`): a
+        # path that lacks one cannot match the route's pattern (`matches`).
+        self._literals = tuple(
+            piece.rstrip("/") for piece in re.split(r"\{[^}]*\}", path) if piece.strip("/")
+        )
         # APIRoute built the handler once (`get_route_handler`, which keeps it as
         # `self._handler`) and wrapped it in FastAPI's `request_response`; serve it directly.
         # (Body limits are the request pipeline's: app/pipeline/body_limits.py.)
         self.app = self._serve
 
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The router tries every route in turn, and there are two per action: a request
+        for the last one would run every pattern before it. A substring test that the path
+        holds the route's literal pieces settles most of them first; the pattern (and FastAPI's
+        own matching) decides the rest."""
+        if scope["type"] == "http":
+            path = scope["path"]
+            for piece in self._literals:
+                if piece not in path:
+                    return Match.NONE, {}
+        return super().matches(scope)
+
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
+        request = ActionRequest(scope, receive, send)
         # The exit stacks FastAPI's solver closes dependencies with `yield` on (a session):
         # "function" ones when the endpoint returns, "request" ones after the answer is sent.
         async with AsyncExitStack() as request_stack:
@@ -180,6 +218,10 @@ class ActionRoute(APIRoute):
         # here), in a memo keyed by the dependency; the route's dependencies never change,
         # so the route keeps one memo for all its requests.
         memo: dict[str, Any] = {"_uses_scopes_cache": {}} if _SOLVER_TAKES_MEMO else {}
+        # The solver makes a Response per request for the dependencies that take one; when
+        # none does, nobody sees it, so one stands in for every request.
+        if not _takes_response(dependant):
+            memo["response"] = _UNSEEN_RESPONSE
 
         async def handler(request: Request) -> Response:
             body = await _body_for(request) if body_field is not None else None
@@ -232,6 +274,16 @@ class ActionRoute(APIRoute):
 
         self._handler = idempotent_handler
         return idempotent_handler
+
+
+_UNSEEN_RESPONSE = Response()
+
+
+def _takes_response(dependant: Dependant) -> bool:
+    """Whether the endpoint or any of its dependencies declares a `Response` parameter."""
+    return dependant.response_param_name is not None or any(
+        _takes_response(sub) for sub in dependant.dependencies
+    )
 
 
 async def _body_for(request: Request) -> Any:
