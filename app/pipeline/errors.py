@@ -68,11 +68,13 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def name_missing_body_fields(request: Request, errors: list[Any]) -> list[Any]:
-    """A request without its required JSON body answers like one with an empty object: the
-    body's first required field is named (`<field> is required`, `attr` set; API.md §3, §6),
-    as the public actions, whose bodies are optional, already do."""
+    """A request without its required JSON body (or with the JSON `null`) answers like one
+    with an empty object: the body's first required field is named (`<field> is required`,
+    `attr` set; API.md §3, §6), as the public actions, whose bodies are optional, already do."""
     first = errors[0] if errors else {}
-    if first.get("type") != "missing" or tuple(first.get("loc", ())) != ("body",):
+    if tuple(first.get("loc", ())) != ("body",):
+        return errors
+    if first.get("type") != "missing" and first.get("input", ...) is not None:
         return errors
     body_field = getattr(request.scope.get("route"), "body_field", None)
     if body_field is None:

@@ -117,9 +117,10 @@ async def update_cluster(
     name: ClusterName,
     request: Request,
     session: DbSession,
-    body: Annotated[ClusterPatch, Body()],
+    body: Annotated[ClusterPatch | None, Body()] = None,
 ) -> ClusterOut:
-    changes = body.model_dump(exclude_unset=True)
+    # Every field is optional: no body (or `null`) changes nothing, as `{}` does.
+    changes = body.model_dump(exclude_unset=True) if body is not None else {}
     return cluster_out(await _registry(request, session).update(name, changes))
 
 

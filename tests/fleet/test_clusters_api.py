@@ -224,6 +224,9 @@ async def test_register_validates_the_body(
     r = await fleet_app.client.post("/internal/clusters", json=body, headers=INTERNAL_HEADERS)
     expect(r, 400)
     assert r.json()["type"] == "validation_error" and r.json()["attr"] == attr, r.json()
+    if attr == "admin_url" and "admin_url" in body:
+        # Not a PostgreSQL URL: one of §8's refusal details, as for any URL it cannot use.
+        assert r.json()["detail"] == "Could not connect to the cluster: invalid connection URL"
 
 
 async def test_internal_token_required(fleet_app: FleetApp) -> None:

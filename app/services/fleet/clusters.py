@@ -54,7 +54,10 @@ def normalized_admin_url(raw: str) -> str:
     try:
         return to_plain_dsn(raw.strip())
     except ValueError:
-        raise ValidationFailed("admin_url must be a postgresql:// URL", attr="admin_url") from None
+        # One of §8's refusal details: the service cannot even try to connect with it.
+        raise ValidationFailed(
+            "Could not connect to the cluster: invalid connection URL", attr="admin_url"
+        ) from None
 
 
 class ClusterRegistry:
