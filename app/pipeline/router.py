@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import solve_dependencies
+from fastapi.dependencies.utils import request_params_to_args, solve_dependencies
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
@@ -223,7 +223,15 @@ class ActionRoute(APIRoute):
         if not _takes_response(dependant):
             memo["response"] = _UNSEEN_RESPONSE
 
+        direct = _direct_solver(dependant) if body_field is None else None
+
         async def handler(request: Request) -> Response:
+            if direct is not None and not getattr(overrides, "dependency_overrides", None):
+                values, errors = await direct(request)
+                if errors:
+                    raise RequestValidationError(errors, body=None)
+                answer: Response = await endpoint(**values)  # `_bound_endpoint`
+                return answer
             body = await _body_for(request) if body_field is not None else None
             solved = await solve_dependencies(
                 request=request,
@@ -277,6 +285,74 @@ class ActionRoute(APIRoute):
 
 
 _UNSEEN_RESPONSE = Response()
+
+Solver = Callable[[Request], Awaitable[tuple[dict[str, Any], list[Any]]]]
+
+
+def _direct_solver(dependant: Dependant) -> Solver | None:
+    """What FastAPI's solver computes for a simple dependency tree, computed directly: each
+    dependency (a plain `async def`, each called once in the tree) awaited in declaration
+    order with its own dependencies' values, then the node's query parameters validated by
+    FastAPI's own `request_params_to_args` (so the same values and the same errors), and the
+    request where one is declared. None when the tree needs the solver's general machinery:
+    a path, header, cookie or body parameter, a Response, BackgroundTasks or security-scopes
+    parameter, a generator dependency (an exit stack), a sync one (a thread), a concurrency
+    limit, or the same dependency twice (its per-request cache). The route falls back to the
+    solver whenever dependency overrides are set."""
+    calls: list[Any] = []
+
+    def plain(node: Dependant) -> bool:
+        if (
+            node.path_params
+            or node.header_params
+            or node.cookie_params
+            or node.body_params
+            or node.websocket_param_name
+            or node.http_connection_param_name
+            or node.response_param_name
+            or node.background_tasks_param_name
+            or node.security_scopes_param_name
+            or node.own_oauth_scopes
+            or getattr(node, "concurrency", None) is not None
+        ):
+            return False
+        for sub in node.dependencies:
+            if sub.name is None or not inspect.iscoroutinefunction(sub.call):
+                return False
+            if any(sub.call is seen for seen in calls):
+                return False
+            calls.append(sub.call)
+            if not plain(sub):
+                return False
+        return True
+
+    if not plain(dependant):
+        return None
+    return _solver_for(dependant)
+
+
+def _solver_for(node: Dependant) -> Solver:
+    subs = [(str(sub.name), sub.call, _solver_for(sub)) for sub in node.dependencies]
+    query_params, request_name = node.query_params, node.request_param_name
+
+    async def solve(request: Request) -> tuple[dict[str, Any], list[Any]]:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for name, call, inner in subs:
+            sub_values, sub_errors = await inner(request)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
+            values[name] = await call(**sub_values)  # type: ignore[misc]
+        if query_params:
+            query_values, query_errors = request_params_to_args(query_params, request.query_params)
+            values.update(query_values)
+            errors += query_errors
+        if request_name is not None:
+            values[request_name] = request
+        return values, errors
+
+    return solve
 
 
 def _takes_response(dependant: Dependant) -> bool:

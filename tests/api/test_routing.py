@@ -3,13 +3,15 @@ string parse, the route match, and the metrics route template."""
 
 from typing import Any
 
+import httpx
 import pytest
 from starlette.datastructures import QueryParams
 from starlette.routing import Match
 
+from app.core.errors import PermissionDenied
 from app.main import create_app
 from app.pipeline.metrics import RouteTemplates
-from app.pipeline.router import ActionRequest, ActionRoute
+from app.pipeline.router import ActionRequest, ActionRoute, _direct_solver
 
 
 def _scope(path: str = "/", query: bytes = b"", **extra: Any) -> dict[str, Any]:
@@ -92,3 +94,38 @@ def test_route_template_of_a_routed_request_is_its_path() -> None:
     # Not routed (404s, the trailing-slash redirect): the template still comes from the path.
     unrouted = _scope("/api/environments/5/data_warehouse/job_stats", app=app)
     assert templates(unrouted) == route.path
+
+
+def test_simple_dependency_trees_skip_the_general_solver() -> None:
+    """Reads whose dependencies are plain `async def`s with query parameters at most are
+    solved directly; a session (a generator) or a body keeps FastAPI's solver."""
+    direct = {
+        r.path.split("/data_warehouse/")[1]
+        for r in _routes()
+        if r.path.startswith("/api/environments/")
+        and r.body_field is None
+        and _direct_solver(r.dependant) is not None
+    }
+    assert {"warehouse_status/", "job_stats/", "running_activity/"} <= direct
+    assert not {"provision/", "reset-password/", "check-database-name/"} & direct
+
+
+async def test_dependency_overrides_still_apply() -> None:
+    """With overrides set, the route goes through FastAPI's solver, which applies them."""
+    app = create_app()
+    route = next(
+        r
+        for r in app.routes
+        if isinstance(r, ActionRoute)
+        and r.path == "/api/environments/{environment_id}/data_warehouse/warehouse_status/"
+    )
+    guard = route.dependant.dependencies[0].call
+
+    async def refuse() -> None:
+        raise PermissionDenied("overridden")
+
+    app.dependency_overrides[guard] = refuse
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.get("/api/environments/1/data_warehouse/warehouse_status/")
+    assert r.status_code == 403 and r.json()["detail"] == "overridden", r.text
