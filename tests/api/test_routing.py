@@ -120,6 +120,7 @@ async def test_dependency_overrides_still_apply() -> None:
         and r.path == "/api/environments/{environment_id}/data_warehouse/warehouse_status/"
     )
     guard = route.dependant.dependencies[0].call
+    assert guard is not None
 
     async def refuse() -> None:
         raise PermissionDenied("overridden")
