@@ -165,11 +165,14 @@ class ActionRequest(Request):
 class ActionRoute(APIRoute):
     """Every action's route. FastAPI documents it (OpenAPI, from the route's declaration)
     and solves its dependencies with its own solver (`solve_dependencies`: the guard, a
-    session, query parameters, the body model); this class replaces only the per-request
+    session, query parameters, the body model); this class replaces the per-request
     wrapper FastAPI puts around that solver, which for an endpoint that already returns a
     finished `Response` is pure overhead: the native-telemetry hooks, the endpoint's source
     location for error messages, the serialization step and a second exception wrapper
-    (errors reach the same handlers through the app's exception middleware).
+    (errors reach the same handlers through the app's exception middleware). A route whose
+    dependencies are all plain `async def`s with at most query parameters (the status poll,
+    the activity and stats reads) skips the general solver: `_direct_solver` awaits the
+    same dependencies in the same order and validates the query with FastAPI's own function.
 
     It also decodes the body before the access checks run, and stores (or releases) the
     Idempotency-Key claim the guard took, around the handler."""
