@@ -242,16 +242,10 @@ class MoveMachine:
             return Outcome(M.SUCCEEDED)
         if wh.state in (S.PENDING, S.PROVISIONING, S.DELETING):
             return Outcome("waiting", retry_in=WAIT_SECONDS)
-        if move.target_cluster is None:
-            move.target_cluster = await support.choose_target(
-                session, self.settings, exclude=move.source_cluster
-            )
-            if move.target_cluster is None:
-                error = "Move failed at step 'start': no other cluster has room"
-                await self._finish(session, move, wh, error=error, audit=False)
-                return Outcome(M.FAILED)
         if wh.state == S.FAILED:
-            # Nothing to copy: clear the leftovers on the source, point the record elsewhere.
+            # Nothing to copy: clear the leftovers on the source (idempotent), then point the
+            # record elsewhere. Cleared first: choosing a target locks its cluster row until
+            # this transaction commits, and dropping can take a while.
             source = await support.admin_dsn(session, self.settings, move.source_cluster)
             try:
                 await remove_leftovers(
@@ -263,6 +257,15 @@ class MoveMachine:
                     extra={"move_id": str(move.id), "error_class": type(exc).__name__},
                 )
                 return Outcome("retry", retry_in=self.backoff(move.attempt + 1))
+        if move.target_cluster is None:
+            move.target_cluster = await support.choose_target(
+                session, self.settings, exclude=move.source_cluster
+            )
+            if move.target_cluster is None:
+                error = "Move failed at step 'start': no other cluster has room"
+                await self._finish(session, move, wh, error=error, audit=False)
+                return Outcome(M.FAILED)
+        if wh.state == S.FAILED:
             wh.cluster = move.target_cluster
             wh.stale_names = []
             move.switched = True
