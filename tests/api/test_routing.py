@@ -11,7 +11,8 @@ from starlette.routing import Match
 from app.core.errors import PermissionDenied
 from app.main import create_app
 from app.pipeline.metrics import RouteTemplates
-from app.pipeline.router import ActionRequest, ActionRoute, _direct_solver
+from app.pipeline.router import ActionRequest, ActionRoute
+from app.pipeline.solver import direct_solver
 
 
 def _scope(path: str = "/", query: bytes = b"", **extra: Any) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def test_simple_dependency_trees_skip_the_general_solver() -> None:
         for r in _routes()
         if r.path.startswith("/api/environments/")
         and r.body_field is None
-        and _direct_solver(r.dependant) is not None
+        and direct_solver(r.dependant) is not None
     }
     assert {"warehouse_status/", "job_stats/", "running_activity/"} <= direct
     assert not {"provision/", "reset-password/", "check-database-name/"} & direct
