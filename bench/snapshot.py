@@ -156,7 +156,6 @@ async def main(gb: float) -> None:
             cluster=cluster,
             s3=s3,
             provision_deadline_seconds=3600,
-            worker_metrics_port=0,
         )
         env = worker_env(settings)
         worker = await asyncio.create_subprocess_exec(

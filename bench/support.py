@@ -4,7 +4,8 @@ Every bench that starts the service in-process and a worker beside it builds the
 settings: a scratch service database on the machine's server, its own queue, secret and
 internal token, the first cluster as the bootstrap `default`, the embedded S3 server, the rate
 limiter off (the benches measure the work, not the limiter; `bench/load.py` runs the real
-service with its defaults). The worker gets the very same settings through its environment.
+service with its defaults), the workers' metrics port off. The worker gets the very same
+settings through its environment.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def bench_settings(
         "warehouse_public_port": cluster.port,
         "rate_limit_per_minute": 0,
         "log_level": "WARNING",
+        # Several workers on one machine would race for port 9101, and no bench scrapes them.
+        "worker_metrics_port": 0,
     }
     if s3 is not None:
         values |= {
