@@ -24,6 +24,10 @@ from app.core.errors import ParseError
 
 _SOLVER_TAKES_MEMO = "_uses_scopes_cache" in inspect.signature(solve_dependencies).parameters
 
+# The solver makes a Response per request for the dependencies that take one; when none
+# does, nobody sees it, so one stands in for every request (`solver_memo`).
+_UNSEEN_RESPONSE = Response()
+
 
 def solver_memo(dependant: Dependant) -> dict[str, Any]:
     """Keyword arguments for `solve_dependencies` that one route keeps for all its requests.
@@ -37,10 +41,6 @@ def solver_memo(dependant: Dependant) -> dict[str, Any]:
         memo["response"] = _UNSEEN_RESPONSE
     return memo
 
-
-# The solver makes a Response per request for the dependencies that take one; when none
-# does, nobody sees it, so one stands in for every request (`solver_memo`).
-_UNSEEN_RESPONSE = Response()
 
 Solver = Callable[[Request], Awaitable[tuple[dict[str, Any], list[Any]]]]
 
